@@ -1,0 +1,18 @@
+"""hastack: load the stack config, build the stack for its platform, export the outputs."""
+
+import pulumi
+
+from components.config import ConfigError, load_stack_config
+from components.stack import build, raw_stack_config
+
+try:
+    config = load_stack_config(raw_stack_config(), pulumi.get_stack())
+except ConfigError as err:
+    # RunError prints the message without a Python traceback: one line per problem.
+    raise pulumi.RunError(f"invalid stack config:\n{err}") from None
+
+for warning in config.warnings:
+    pulumi.log.warn(warning)
+
+for name, value in build(config).items():
+    pulumi.export(name, value)

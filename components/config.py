@@ -1,0 +1,495 @@
+"""Stack configuration: the single source of truth for every `hastack:*` key.
+
+Pulumi hands a program its stack config as strings (objects arrive JSON-encoded).
+`load_stack_config` turns that raw map into a validated `StackConfig`, or raises
+`ConfigError` carrying one line per problem:
+
+    hastack:app.replicas: must be >= 1 (got 0)
+
+Nothing here imports pulumi resources, so validation always runs before a single
+resource is registered.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+NAMESPACE = "hastack"
+
+# Official images, pinned by version. The database image follows `database.version`.
+POSTGRES_IMAGES = {
+    "15": "postgres:15.15-bookworm",
+    "16": "postgres:16.11-bookworm",
+    "17": "postgres:17.7-bookworm",
+    "18": "postgres:18.1-bookworm",
+}
+HAPROXY_IMAGE = "haproxy:3.0.12-bookworm"
+
+# Azure Database for PostgreSQL Flexible Server majors we allow for managed mode.
+MANAGED_POSTGRES_VERSIONS = ("15", "16", "17")
+
+# Env names the platform sets itself; a user value would silently lose.
+RESERVED_ENV = frozenset({"NODE_ID", "DATABASE_URL", "DATABASE_READ_URL", "PORT", "STORAGE_PATH"})
+
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+AZURE_REGION = re.compile(r"^[a-z]+[a-z0-9]*$")
+# `name:tag` or `name@sha256:...`; the tag part is checked separately for "latest".
+IMAGE_REF = re.compile(r"^[a-z0-9.\-_/:]+(:[A-Za-z0-9_.\-]+|@sha256:[a-f0-9]{64})$")
+
+
+class ConfigError(Exception):
+    """Stack config is invalid. `str()` gives one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Model(BaseModel):
+    """camelCase keys as in the stack files, unknown keys rejected, frozen once loaded."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _check_path(value: str, what: str) -> str:
+    if not value.startswith("/") or " " in value:
+        raise ValueError(f"{what} must be an absolute URL path starting with '/' and without spaces")
+    return value
+
+
+# ---------------------------------------------------------------- app
+
+
+class AppConfig(_Model):
+    """The web app: N identical replicas of one image."""
+
+    # A pinned image reference (`repo:tag` or `repo@sha256:...`). Unset: build `build`.
+    image: str | None = None
+    # Build context, relative to the project directory. Used when `image` is unset.
+    build: str = "./app"
+    replicas: int = Field(2, ge=1, le=30)
+    # Azure only: autoscale ceiling. Defaults to 2 x replicas.
+    max_replicas: int | None = Field(None, ge=1, le=300)
+    port: Port = 8000
+    # Readiness: DB + storage reachable. The LB and readiness probes use it.
+    health_path: str = "/readyz"
+    # Liveness: the process is up. Never depends on the DB.
+    liveness_path: str = "/livez"
+    # Docker healthcheck command (exec form). The default needs only python, which the
+    # reference image has; set it for images that ship curl/wget instead.
+    healthcheck_command: list[str] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    # Names of secrets generated once (pulumi-random) and shared by every replica.
+    generated_secrets: list[str] = Field(default_factory=list)
+    # Azure only: container size.
+    cpu: float = Field(0.5, gt=0, le=4)
+    memory_gi: float = Field(1.0, gt=0, le=8)
+
+    @field_validator("health_path", "liveness_path")
+    @classmethod
+    def _paths(cls, value: str) -> str:
+        return _check_path(value, "path")
+
+    @field_validator("image")
+    @classmethod
+    def _pinned_image(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not IMAGE_REF.match(value):
+            raise ValueError("image must be 'repository:tag' or 'repository@sha256:<digest>' (an untagged image is not pinned)")
+        if value.endswith(":latest"):
+            raise ValueError("image tag 'latest' is not pinned; use a version tag or a digest")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not ENV_NAME.match(name):
+                raise ValueError(f"env name {name!r} must match [A-Z_][A-Z0-9_]*")
+            if name in RESERVED_ENV:
+                raise ValueError(f"env name {name!r} is set by hastack; reserved: {', '.join(sorted(RESERVED_ENV))}")
+        return value
+
+    @field_validator("generated_secrets")
+    @classmethod
+    def _secret_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not ENV_NAME.match(name):
+                raise ValueError(f"secret name {name!r} must match [A-Z_][A-Z0-9_]*")
+            if name in RESERVED_ENV:
+                raise ValueError(f"secret name {name!r} is set by hastack; reserved: {', '.join(sorted(RESERVED_ENV))}")
+        if len(set(value)) != len(value):
+            raise ValueError("secret names must be unique")
+        return value
+
+    @field_validator("healthcheck_command")
+    @classmethod
+    def _non_empty_command(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or not all(value)):
+            raise ValueError("healthcheck command must be a non-empty list of non-empty strings")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> AppConfig:
+        clash = set(self.env) & set(self.generated_secrets)
+        if clash:
+            raise ValueError(f"{', '.join(sorted(clash))} is both in env and generatedSecrets; keep it in one place")
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ValueError(f"maxReplicas ({self.max_replicas}) must be >= replicas ({self.replicas})")
+        return self
+
+    @property
+    def autoscale_max(self) -> int:
+        return self.max_replicas or 2 * self.replicas
+
+
+# ---------------------------------------------------------------- database
+
+
+class ManagedDatabaseConfig(_Model):
+    """Azure Database for PostgreSQL Flexible Server (database.mode: managed)."""
+
+    tier: Literal["Burstable", "GeneralPurpose", "MemoryOptimized"] = "GeneralPurpose"
+    sku_name: str = "Standard_D2ds_v5"
+    storage_size_gb: int = Field(128, ge=32, le=32768)
+    high_availability: Literal["ZoneRedundant", "SameZone", "Disabled"] = "ZoneRedundant"
+    zone: Literal["1", "2", "3"] = "1"
+    standby_zone: Literal["1", "2", "3"] = "2"
+    backup_retention_days: int = Field(7, ge=7, le=35)
+    # Can only be chosen when the server is created; changing it later means a new server.
+    geo_redundant_backup: bool = False
+
+    @model_validator(mode="after")
+    def _ha_rules(self) -> ManagedDatabaseConfig:
+        if self.tier == "Burstable" and self.high_availability != "Disabled":
+            raise ValueError(
+                "tier Burstable cannot run high availability; use GeneralPurpose or MemoryOptimized, "
+                "or set highAvailability: Disabled"
+            )
+        if self.high_availability == "ZoneRedundant" and self.zone == self.standby_zone:
+            raise ValueError(f"standbyZone must differ from zone ({self.zone}) for ZoneRedundant HA")
+        return self
+
+
+class DatabaseConfig(_Model):
+    """PostgreSQL: one primary plus `replicas` streaming replicas."""
+
+    mode: Literal["self-hosted", "managed"] = "self-hosted"
+    version: Literal["15", "16", "17", "18"] = "16"
+    replicas: int = Field(1, ge=0, le=5)
+    failover: Literal["manual", "patroni"] = "manual"
+    name: str = "app"
+    user: str = "app"
+    # Self-hosted: the most WAL a lagging replica's slot may pin, so a dead replica
+    # cannot fill the primary's disk.
+    max_slot_wal_keep_size_mb: int = Field(4096, ge=64, le=1_048_576)
+    managed: ManagedDatabaseConfig = Field(default_factory=ManagedDatabaseConfig)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        # YAML turns `version: 16` into a number; the major is a label, not a quantity.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("name", "user")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not PG_IDENTIFIER.match(value):
+            raise ValueError("must be a lowercase PostgreSQL identifier: [a-z_][a-z0-9_]{0,62}")
+        if value in {"postgres", "replicator"}:
+            raise ValueError(f"{value!r} is reserved for hastack's own roles")
+        return value
+
+    @model_validator(mode="after")
+    def _failover_needs_replica(self) -> DatabaseConfig:
+        if self.failover == "patroni" and self.replicas < 1:
+            raise ValueError("failover 'patroni' needs replicas >= 1 (nothing to fail over to)")
+        if self.mode == "managed" and self.failover != "manual":
+            raise ValueError("failover applies to mode 'self-hosted' only; managed HA fails over by itself")
+        if self.mode == "managed" and self.version not in MANAGED_POSTGRES_VERSIONS:
+            raise ValueError(f"version {self.version} is not offered managed; allowed: {', '.join(MANAGED_POSTGRES_VERSIONS)}")
+        return self
+
+    @property
+    def image(self) -> str:
+        return POSTGRES_IMAGES[self.version]
+
+
+# ---------------------------------------------------------------- load balancer
+
+
+class HealthCheckConfig(_Model):
+    """Active health check the LB runs against every replica."""
+
+    # Defaults to app.healthPath.
+    path: str | None = None
+    interval_ms: int = Field(500, ge=100, le=60_000)
+    timeout_ms: int = Field(1000, ge=100, le=60_000)
+    fall: int = Field(2, ge=1, le=10)
+    rise: int = Field(2, ge=1, le=10)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return value if value is None else _check_path(value, "path")
+
+
+class LoadBalancerConfig(_Model):
+    """HAProxy on Docker, Application Gateway v2 on Azure."""
+
+    port: Port = 8080
+    # Docker: HAProxy stats + Prometheus endpoint, published on the host.
+    stats_port: Port = 8404
+    health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
+    # Azure only.
+    sku: Literal["Standard_v2", "WAF_v2"] = "WAF_v2"
+    min_capacity: int = Field(2, ge=2, le=125)
+    max_capacity: int = Field(10, ge=2, le=125)
+    # Azure only: Key Vault secret id of a PFX certificate; adds an HTTPS listener.
+    certificate_secret_id: str | None = None
+
+    @model_validator(mode="after")
+    def _ports_and_capacity(self) -> LoadBalancerConfig:
+        if self.port == self.stats_port:
+            raise ValueError(f"port and statsPort must differ (both {self.port})")
+        if self.max_capacity < self.min_capacity:
+            raise ValueError(f"maxCapacity ({self.max_capacity}) must be >= minCapacity ({self.min_capacity})")
+        if self.certificate_secret_id is not None and not self.certificate_secret_id.startswith("https://"):
+            raise ValueError("certificateSecretId must be a Key Vault secret URL starting with https://")
+        return self
+
+
+# ---------------------------------------------------------------- storage
+
+
+class NfsConfig(_Model):
+    server: str
+    path: str
+    options: str = "nfsvers=4.1,rw,hard,timeo=600"
+
+    @field_validator("path")
+    @classmethod
+    def _export_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("NFS export path must be absolute")
+        return value
+
+
+class StorageConfig(_Model):
+    """One share mounted read-write at the same path in every replica."""
+
+    mount_path: str = "/app/uploads"
+    # Docker: a local named volume, or an NFS-backed one for multi-host engines.
+    driver: Literal["local", "nfs"] = "local"
+    nfs: NfsConfig | None = None
+    # Azure Files: Premium shares start at 100 GiB.
+    quota_gb: int = Field(100, ge=100, le=102_400)
+    protocol: Literal["SMB", "NFS"] = "SMB"
+
+    @field_validator("mount_path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or value == "/" or ".." in value.split("/"):
+            raise ValueError("mountPath must be an absolute directory path other than '/', without '..'")
+        return value
+
+    @model_validator(mode="after")
+    def _nfs_settings(self) -> StorageConfig:
+        if self.driver == "nfs" and self.nfs is None:
+            raise ValueError("driver 'nfs' needs nfs: {server, path}")
+        if self.driver == "local" and self.nfs is not None:
+            raise ValueError("nfs settings are only used with driver 'nfs'")
+        return self
+
+
+# ---------------------------------------------------------------- platforms
+
+
+class DockerConfig(_Model):
+    """The Docker engine to deploy to."""
+
+    # Unset: the local engine. Otherwise unix://, ssh://user@host or tcp://host:port.
+    host: str | None = None
+    # The private network's subnet; the DB's pg_hba admits replication from it only.
+    subnet: str = "172.28.0.0/16"
+
+    @field_validator("host")
+    @classmethod
+    def _engine_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(unix|ssh|tcp|npipe)://\S+$", value):
+            raise ValueError("host must be unix://..., ssh://user@host or tcp://host:port")
+        return value
+
+    @field_validator("subnet")
+    @classmethod
+    def _private_subnet(cls, value: str) -> str:
+        try:
+            network = ipaddress.ip_network(value)
+        except ValueError:
+            raise ValueError("subnet must be an IPv4 CIDR such as 172.28.0.0/16") from None
+        if not network.is_private or network.prefixlen > 28:
+            raise ValueError("subnet must be a private range no smaller than /28")
+        return value
+
+
+class AzureConfig(_Model):
+    """Where and how to deploy on Azure."""
+
+    location: str = "westeurope"
+    # Deploy into this existing resource group instead of creating one.
+    resource_group_name: str | None = None
+    vnet_cidr: str = "10.20.0.0/16"
+    # Where metric alerts are emailed.
+    alert_email: str | None = None
+
+    @field_validator("location")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not AZURE_REGION.match(value):
+            raise ValueError("location must be an Azure region name such as 'westeurope' (lowercase, no spaces)")
+        return value
+
+    @field_validator("vnet_cidr")
+    @classmethod
+    def _vnet(cls, value: str) -> str:
+        try:
+            network = ipaddress.ip_network(value)
+        except ValueError:
+            raise ValueError("vnetCidr must be an IPv4 CIDR such as 10.20.0.0/16") from None
+        if not network.is_private or network.prefixlen > 20:
+            raise ValueError("vnetCidr must be a private range of /20 or larger (it holds three subnets)")
+        return value
+
+    @field_validator("alert_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+            raise ValueError("alertEmail must be an email address")
+        return value
+
+
+# ---------------------------------------------------------------- the stack
+
+
+class StackConfig(_Model):
+    """Everything one stack declares. Keys are `hastack:<key>` in Pulumi.<stack>.yaml."""
+
+    platform: Literal["docker", "azure"] = "docker"
+    # Protect stateful resources (DB, volumes, storage) from `pulumi destroy`.
+    # Unset: on for a stack named prod, off otherwise.
+    protect: bool
+    app: AppConfig = Field(default_factory=AppConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    docker: DockerConfig = Field(default_factory=DockerConfig)
+    azure: AzureConfig = Field(default_factory=AzureConfig)
+
+    @model_validator(mode="after")
+    def _platform_rules(self) -> StackConfig:
+        if self.platform == "docker" and self.database.mode != "self-hosted":
+            raise ValueError("platform 'docker' runs database.mode 'self-hosted' only")
+        if self.platform == "azure" and self.database.mode != "managed":
+            raise ValueError("platform 'azure' runs database.mode 'managed' only")
+        if self.platform == "azure" and self.app.image is None:
+            raise ValueError("platform 'azure' needs app.image (a pushed, pinned image); builds are Docker-only")
+        return self
+
+    @property
+    def health_check_path(self) -> str:
+        return self.load_balancer.health_check.path or self.app.health_path
+
+    @property
+    def warnings(self) -> list[str]:
+        """Legal but not highly available: reported, not rejected."""
+        notes = []
+        if self.app.replicas < 2:
+            notes.append(f"{NAMESPACE}:app.replicas is {self.app.replicas}: one replica is not highly available")
+        if self.database.replicas < 1 and self.database.mode == "self-hosted":
+            notes.append(f"{NAMESPACE}:database.replicas is 0: no standby to fail over to")
+        return notes
+
+
+TOP_LEVEL_KEYS = tuple(StackConfig.model_fields[name].alias or name for name in StackConfig.model_fields)
+
+
+def _format_error(error: dict[str, Any]) -> str:
+    path = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{NAMESPACE}:{path}: unknown key; allowed here: {_allowed_keys(error['loc'][:-1])}"
+    shown = error.get("input")
+    if isinstance(shown, (dict, list)) or error["type"] in {"missing"}:
+        return f"{NAMESPACE}:{path}: {message}"
+    return f"{NAMESPACE}:{path}: {message} (got {shown!r})"
+
+
+def _allowed_keys(loc: tuple) -> str:
+    """The camelCase keys the model at `loc` accepts, for 'unknown key' messages."""
+    model: type[BaseModel] = StackConfig
+    for part in loc:
+        if not isinstance(part, str):
+            return "see docs/config.md"
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        annotation = getattr(field, "annotation", None)
+        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not candidates:
+            return "see docs/config.md"
+        model = candidates[0]
+    return ", ".join(f.alias or n for n, f in model.model_fields.items())
+
+
+def load_stack_config(raw: dict[str, str], stack: str) -> StackConfig:
+    """Validate raw Pulumi config (`{"hastack:app": "<json>", ...}`) for `stack`.
+
+    Raises ConfigError with one line per problem; never returns a partial config.
+    """
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for key, text in sorted(raw.items()):
+        namespace, _, name = key.partition(":")
+        if namespace != NAMESPACE:
+            continue  # other packages' config, e.g. docker:host or azure-native:location
+        if name not in TOP_LEVEL_KEYS:
+            problems.append(f"{key}: unknown key; allowed: {', '.join(NAMESPACE + ':' + k for k in TOP_LEVEL_KEYS)}")
+            continue
+        values[name] = _decode(text)
+    values.setdefault("protect", stack == "prod")
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return StackConfig.model_validate(values)
+    except ValidationError as err:
+        raise ConfigError([_format_error(e) for e in err.errors()]) from None
+
+
+def _decode(text: str) -> Any:
+    """Pulumi passes objects JSON-encoded and scalars as plain strings."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return text

@@ -1,0 +1,28 @@
+"""Pick the platform's builder. Each platform module is imported only when used,
+so a Docker stack never loads the (large) Azure SDK."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components.config import StackConfig
+
+
+def raw_stack_config() -> dict[str, str]:
+    """All config the engine gave this program, namespaced keys to raw strings."""
+    raw = dict(pulumi.runtime.get_config_env() or {})
+    raw.update(pulumi.runtime.config.CONFIG.get())
+    return raw
+
+
+def build(config: StackConfig) -> dict[str, Any]:
+    """Declare every resource for `config` and return the stack outputs."""
+    if config.platform == "docker":
+        from components.docker.platform import build_docker_stack
+
+        return build_docker_stack(config)
+    from components.azure.platform import build_azure_stack
+
+    return build_azure_stack(config)
