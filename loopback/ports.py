@@ -1,0 +1,24 @@
+"""Free TCP ports on 127.0.0.1, so parallel tests and drills never collide."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, deadline_s: float = 30.0, host: str = "127.0.0.1") -> None:
+    """Poll until something accepts connections on `port`, or raise TimeoutError."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {deadline_s}s")
