@@ -148,7 +148,14 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 
 class ProgramError(Exception):
-    """The program stopped with an error (for example invalid stack config)."""
+    """The program stopped with an error (for example invalid stack config).
+
+    `run` holds whatever was registered before it stopped (for config errors: nothing).
+    """
+
+    def __init__(self, message: str, run: ProgramRun):
+        super().__init__(message)
+        self.run = run
 
 
 def run_program(config: dict[str, str], stack: str, *, preview: bool = False) -> ProgramRun:
@@ -172,7 +179,7 @@ def run_program(config: dict[str, str], stack: str, *, preview: bool = False) ->
     try:
         _sync_await(run_in_stack(program))
     except pulumi.RunError as err:
-        raise ProgramError(str(err)) from None
+        raise ProgramError(str(err), run) from None
     return run
 
 
