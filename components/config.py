@@ -439,13 +439,15 @@ TOP_LEVEL_KEYS = tuple(StackConfig.model_fields[name].alias or name for name in 
 
 def _format_error(error: dict[str, Any]) -> str:
     path = ".".join(str(part) for part in error["loc"])
+    # Rules across top-level keys have no location; their message names the keys.
+    where = f"{NAMESPACE}:{path}" if path else NAMESPACE
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        return f"{NAMESPACE}:{path}: unknown key; allowed here: {_allowed_keys(error['loc'][:-1])}"
+        return f"{where}: unknown key; allowed here: {_allowed_keys(error['loc'][:-1])}"
     shown = error.get("input")
     if isinstance(shown, (dict, list)) or error["type"] in {"missing"}:
-        return f"{NAMESPACE}:{path}: {message}"
-    return f"{NAMESPACE}:{path}: {message} (got {shown!r})"
+        return f"{where}: {message}"
+    return f"{where}: {message} (got {shown!r})"
 
 
 def _allowed_keys(loc: tuple) -> str:
