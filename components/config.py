@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -41,6 +42,9 @@ HAPROXY_IMAGE = "haproxy:3.0.12-bookworm"
 # Azure Database for PostgreSQL Flexible Server majors we allow for managed mode.
 MANAGED_POSTGRES_VERSIONS = ("15", "16", "17")
 
+# Azure prod spreads app replicas over the region's three availability zones.
+AZURE_PROD_MIN_REPLICAS = 3
+
 # Env names the platform sets itself; a user value would silently lose.
 RESERVED_ENV = frozenset({"NODE_ID", "DATABASE_URL", "DATABASE_READ_URL", "PORT", "STORAGE_PATH"})
 
@@ -48,6 +52,15 @@ ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 AZURE_REGION = re.compile(r"^[a-z]+[a-z0-9]*$")
+# Resource group names: letters, digits, '-', '_', '.', '(' and ')', not ending in '.'.
+AZURE_RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
+# Key Vault secret URL, optionally pinned to a version.
+KEY_VAULT_SECRET_URL = re.compile(r"^https://[a-z0-9-]{3,24}\.vault\.azure\.net/secrets/[A-Za-z0-9-]+(/[a-f0-9]{32})?/?$")
+
+# Flexible Server compute: each tier runs one VM family (Standard_B2s, Standard_D4ds_v5, Standard_E4ds_v5).
+MANAGED_SKU_FAMILIES = {"Burstable": "Standard_B", "GeneralPurpose": "Standard_D", "MemoryOptimized": "Standard_E"}
+# Flexible Server premium SSD sizes; any other size is rejected by the service.
+MANAGED_STORAGE_SIZES_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 # `name:tag` or `name@sha256:...`; the tag part is checked separately for "latest".
 IMAGE_REF = re.compile(r"^[a-z0-9.\-_/:]+(:[A-Za-z0-9_.\-]+|@sha256:[a-f0-9]{64})$")
 
@@ -192,7 +205,17 @@ class ManagedDatabaseConfig(_Model):
             )
         if self.high_availability == "ZoneRedundant" and self.zone == self.standby_zone:
             raise ValueError(f"standbyZone must differ from zone ({self.zone}) for ZoneRedundant HA")
+        family = MANAGED_SKU_FAMILIES[self.tier]
+        if not re.match(rf"^{family}\d+", self.sku_name):
+            raise ValueError(f"skuName {self.sku_name!r} is not a {self.tier} size; {self.tier} sizes start with {family} (e.g. {family}4ds_v5)")
         return self
+
+    @field_validator("storage_size_gb")
+    @classmethod
+    def _offered_size(cls, value: int) -> int:
+        if value not in MANAGED_STORAGE_SIZES_GB:
+            raise ValueError(f"storageSizeGb must be one of {', '.join(map(str, MANAGED_STORAGE_SIZES_GB))}")
+        return value
 
 
 class DatabaseConfig(_Model):
@@ -278,8 +301,8 @@ class LoadBalancerConfig(_Model):
             raise ValueError(f"port and statsPort must differ (both {self.port})")
         if self.max_capacity < self.min_capacity:
             raise ValueError(f"maxCapacity ({self.max_capacity}) must be >= minCapacity ({self.min_capacity})")
-        if self.certificate_secret_id is not None and not self.certificate_secret_id.startswith("https://"):
-            raise ValueError("certificateSecretId must be a Key Vault secret URL starting with https://")
+        if self.certificate_secret_id is not None and not KEY_VAULT_SECRET_URL.match(self.certificate_secret_id):
+            raise ValueError("certificateSecretId must be a Key Vault secret URL: https://<vault>.vault.azure.net/secrets/<name>")
         return self
 
 
@@ -309,6 +332,8 @@ class StorageConfig(_Model):
     # Azure Files: Premium shares start at 100 GiB.
     quota_gb: int = Field(100, ge=100, le=102_400)
     protocol: Literal["SMB", "NFS"] = "SMB"
+    # Azure Files: ZRS keeps the share through a zone outage; LRS for regions without Premium ZRS.
+    redundancy: Literal["ZRS", "LRS"] = "ZRS"
 
     @field_validator("mount_path")
     @classmethod
@@ -366,6 +391,13 @@ class AzureConfig(_Model):
     # Where metric alerts are emailed.
     alert_email: str | None = None
 
+    @field_validator("resource_group_name")
+    @classmethod
+    def _resource_group(cls, value: str | None) -> str | None:
+        if value is not None and not AZURE_RESOURCE_GROUP.match(value):
+            raise ValueError("resourceGroupName must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'")
+        return value
+
     @field_validator("location")
     @classmethod
     def _region(cls, value: str) -> str:
@@ -413,10 +445,38 @@ class StackConfig(_Model):
     def _platform_rules(self) -> StackConfig:
         if self.platform == "docker" and self.database.mode != "self-hosted":
             raise ValueError("platform 'docker' runs database.mode 'self-hosted' only")
+        if self.platform == "docker" and self.database.failover == "patroni":
+            # Checked here, before any resource exists, rather than half-way through the build.
+            raise ValueError(
+                "database.failover 'patroni' is not available on platform 'docker' yet; "
+                "use 'manual' (promotion runbook: docs/docker.md)"
+            )
         if self.platform == "azure" and self.database.mode != "managed":
             raise ValueError("platform 'azure' runs database.mode 'managed' only")
         if self.platform == "azure" and self.app.image is None:
             raise ValueError("platform 'azure' needs app.image (a pushed, pinned image); builds are Docker-only")
+        return self
+
+    @model_validator(mode="after")
+    def _azure_rules(self, info: ValidationInfo) -> StackConfig:
+        """What Azure needs beyond each key's own range. The stack name comes from the loader's context."""
+        if self.platform != "azure":
+            return self
+        stack = (info.context or {}).get("stack")
+        if stack == "prod" and self.app.replicas < AZURE_PROD_MIN_REPLICAS:
+            raise ValueError(
+                f"app.replicas must be >= {AZURE_PROD_MIN_REPLICAS} on the Azure prod stack, one per availability zone "
+                f"(got {self.app.replicas})"
+            )
+        if self.app.memory_gi != 2 * self.app.cpu or (self.app.cpu * 4) % 1:
+            raise ValueError(
+                "app.cpu must be a multiple of 0.25 and app.memoryGi twice app.cpu (Container Apps Consumption sizes, "
+                f"e.g. 0.5/1.0); got cpu {self.app.cpu}, memoryGi {self.app.memory_gi}"
+            )
+        if self.storage.driver != "local":
+            raise ValueError("storage.driver/nfs are Docker-only; on Azure choose storage.protocol: SMB or NFS")
+        if self.azure.alert_email is None:
+            raise ValueError("platform 'azure' needs azure.alertEmail: metric alerts (DB, gateway) are emailed there")
         return self
 
     @property
@@ -484,7 +544,7 @@ def load_stack_config(raw: dict[str, str], stack: str) -> StackConfig:
     if problems:
         raise ConfigError(problems)
     try:
-        return StackConfig.model_validate(values)
+        return StackConfig.model_validate(values, context={"stack": stack})
     except ValidationError as err:
         raise ConfigError([_format_error(e) for e in err.errors()]) from None
 

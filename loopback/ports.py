@@ -1,9 +1,11 @@
-"""Free TCP ports on 127.0.0.1, so parallel tests and drills never collide."""
+"""Free TCP ports on 127.0.0.1, so parallel tests and drills never collide, and
+polling with deadlines, since readiness is never guessed with sleeps."""
 
 from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
 
 def free_port() -> int:
@@ -22,3 +24,13 @@ def wait_for_port(port: int, deadline_s: float = 30.0, host: str = "127.0.0.1") 
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {host}:{port} after {deadline_s}s")
+
+
+def wait_until(condition: Callable[[], bool], deadline_s: float, what: str, interval_s: float = 0.02) -> float:
+    """Poll `condition` until it holds; return the seconds that took, or raise TimeoutError."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > deadline_s:
+            raise TimeoutError(f"{what}: not true after {deadline_s}s")
+        time.sleep(interval_s)
+    return time.monotonic() - start

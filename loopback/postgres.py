@@ -64,13 +64,20 @@ class PgCluster:
 
     def start(self, server_flags: list[str] | None = None, deadline_s: float = 30.0) -> None:
         """Start postgres on this data dir in the foreground process group we own."""
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
-        log = open(self.log_path, "ab")
         argv = [find("postgres"), "-D", str(self.data_dir), "-p", str(self.port),
                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data_dir}",
                 *(server_flags or [])]
+        self.launch(argv, deadline_s)
+
+    def launch(self, argv: list[str], deadline_s: float = 30.0, env: dict[str, str] | None = None) -> None:
+        """Run `argv` as the postgres user, expecting it to end up serving on this port.
+
+        For commands that exec postgres themselves, such as a replica bootstrap script.
+        """
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        log = open(self.log_path, "ab")
         self.process = subprocess.Popen(as_postgres(argv), stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, env=env)
         log.close()
         self.wait_ready(deadline_s)
 

@@ -7,6 +7,8 @@ recognisable value so the leak scan can look for it.
 
 from __future__ import annotations
 
+import hashlib
+
 import pulumi
 
 # Every pulumi-random secret resolves to this prefix plus its resource name, so a
@@ -35,11 +37,151 @@ def _docker_container(args: pulumi.runtime.MockResourceArgs) -> dict:
     return {"name": args.inputs.get("name") or args.name}
 
 
+def fake_image_id(reference: str) -> str:
+    """A local image id (`sha256:<hex>`) that is stable per image reference."""
+    return "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
+
+
+def _docker_remote_image(args: pulumi.runtime.MockResourceArgs) -> dict:
+    return {"imageId": fake_image_id(args.inputs["name"])}
+
+
+def _docker_built_image(args: pulumi.runtime.MockResourceArgs) -> dict:
+    # A local build (skipPush) reports the built image's id as its repoDigest.
+    return {"repoDigest": fake_image_id(args.inputs["imageName"])}
+
+
 # Resource type token -> computed outputs. Components add theirs here as they need them.
 COMPUTED = {
     "random:index/randomPassword:RandomPassword": _random_secret,
     "docker:index/container:Container": _docker_container,
+    # Networks and volumes are auto-named like containers.
+    "docker:index/network:Network": _docker_container,
+    "docker:index/volume:Volume": _docker_container,
+    "docker:index/remoteImage:RemoteImage": _docker_remote_image,
+    "docker:index/image:Image": _docker_built_image,
 }
 
 # Invoke token -> result.
 INVOKES: dict = {}
+
+
+# ---------------------------------------------------------------- Azure (azure-native v3)
+
+FAKE_SUBSCRIPTION_ID = "00000000-0000-4000-8000-000000000000"
+# An internal Container Apps environment's domain and the static IP of its load balancer.
+FAKE_ENVIRONMENT_DOMAIN = "happy-field-0a1b2c3d.westeurope.azurecontainerapps.io"
+FAKE_ENVIRONMENT_STATIC_IP = "10.20.1.250"
+FAKE_GATEWAY_PUBLIC_IP = "20.50.60.70"
+
+# Input that holds an Azure resource's own name; without it, azure-native autonames
+# (here: the logical name stands in).
+_AZURE_NAME_INPUT = {
+    "azure-native:resources:ResourceGroup": "resourceGroupName",
+    "azure-native:network:VirtualNetwork": "virtualNetworkName",
+    "azure-native:network:Subnet": "subnetName",
+    "azure-native:network:PublicIPAddress": "publicIpAddressName",
+    "azure-native:network:WebApplicationFirewallPolicy": "policyName",
+    "azure-native:network:ApplicationGateway": "applicationGatewayName",
+    "azure-native:privatedns:PrivateZone": "privateZoneName",
+    "azure-native:privatedns:VirtualNetworkLink": "virtualNetworkLinkName",
+    "azure-native:privatedns:PrivateRecordSet": "relativeRecordSetName",
+    "azure-native:dbforpostgresql:Server": "serverName",
+    "azure-native:dbforpostgresql:Configuration": "configurationName",
+    "azure-native:dbforpostgresql:Database": "databaseName",
+    "azure-native:storage:StorageAccount": "accountName",
+    "azure-native:storage:FileShare": "shareName",
+    "azure-native:operationalinsights:Workspace": "workspaceName",
+    "azure-native:app:ManagedEnvironment": "environmentName",
+    "azure-native:app:ManagedEnvironmentsStorage": "storageName",
+    "azure-native:app:ContainerApp": "containerAppName",
+    "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
+    "azure-native:monitor:ActionGroup": "actionGroupName",
+    "azure-native:monitor:MetricAlert": "ruleName",
+    "azure-native:monitor:DiagnosticSetting": "name",
+}
+
+
+def _azure_name(args: pulumi.runtime.MockResourceArgs) -> str:
+    return args.inputs.get(_AZURE_NAME_INPUT[args.typ]) or args.name
+
+
+def _azure_named(args: pulumi.runtime.MockResourceArgs) -> dict:
+    return {"name": _azure_name(args)}
+
+
+def _postgres_server(args: pulumi.runtime.MockResourceArgs) -> dict:
+    name = _azure_name(args)
+    return {"name": name, "fullyQualifiedDomainName": f"{name}.postgres.database.azure.com"}
+
+
+def _container_apps_environment(args: pulumi.runtime.MockResourceArgs) -> dict:
+    return {"name": _azure_name(args), "defaultDomain": FAKE_ENVIRONMENT_DOMAIN, "staticIp": FAKE_ENVIRONMENT_STATIC_IP}
+
+
+def _container_app(args: pulumi.runtime.MockResourceArgs) -> dict:
+    name = _azure_name(args)
+    return {"name": name, "latestRevisionFqdn": f"{name}--0000001.{FAKE_ENVIRONMENT_DOMAIN}"}
+
+
+def _application_gateway(args: pulumi.runtime.MockResourceArgs) -> dict:
+    state = {"name": _azure_name(args)}
+    identity = args.inputs.get("identity")
+    if identity:
+        # Requests list user-assigned identity ids; Azure answers with a map keyed by them.
+        state["identity"] = {
+            "type": identity["type"],
+            "userAssignedIdentities": {
+                identity_id: {"principalId": "11111111-1111-4111-8111-111111111111", "clientId": "5555"}
+                for identity_id in identity.get("userAssignedIdentities", [])
+            },
+        }
+    return state
+
+
+def _public_ip(args: pulumi.runtime.MockResourceArgs) -> dict:
+    return {"name": _azure_name(args), "ipAddress": FAKE_GATEWAY_PUBLIC_IP}
+
+
+def _user_assigned_identity(args: pulumi.runtime.MockResourceArgs) -> dict:
+    return {"name": _azure_name(args), "principalId": "11111111-1111-4111-8111-111111111111"}
+
+
+def _random_string(args: pulumi.runtime.MockResourceArgs) -> dict:
+    return {"result": "k3x9q2m7"[: int(args.inputs.get("length", 8))]}
+
+
+COMPUTED.update({token: _azure_named for token in _AZURE_NAME_INPUT})
+COMPUTED.update(
+    {
+        "azure-native:dbforpostgresql:Server": _postgres_server,
+        "azure-native:app:ManagedEnvironment": _container_apps_environment,
+        "azure-native:app:ContainerApp": _container_app,
+        "azure-native:network:PublicIPAddress": _public_ip,
+        "azure-native:network:ApplicationGateway": _application_gateway,
+        "azure-native:managedidentity:UserAssignedIdentity": _user_assigned_identity,
+        "random:index/randomString:RandomString": _random_string,
+    }
+)
+
+INVOKES.update(
+    {
+        "azure-native:authorization:getClientConfig": lambda args: {
+            "clientId": "22222222-2222-4222-8222-222222222222",
+            "objectId": "33333333-3333-4333-8333-333333333333",
+            "subscriptionId": FAKE_SUBSCRIPTION_ID,
+            "tenantId": "44444444-4444-4444-8444-444444444444",
+        },
+        # A storage key is a secret like a generated password: the leak scan looks for the prefix.
+        "azure-native:storage:listStorageAccountKeys": lambda args: {
+            "keys": [
+                {
+                    "keyName": "key1",
+                    "value": f"{FAKE_SECRET_PREFIX}storage-account-key",
+                    "permissions": "FULL",
+                    "creationTime": "2026-01-01T00:00:00Z",
+                }
+            ]
+        },
+    }
+)

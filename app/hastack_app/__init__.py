@@ -1,0 +1,1 @@
+"""hastack reference app: see docs/app.md."""

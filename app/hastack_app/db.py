@@ -1,0 +1,68 @@
+"""Connection pools for the writer and the reader databases.
+
+DATABASE_URL is a libpq multi-host URL with target_session_attrs=read-write, so a new
+connection always lands on the current primary. What keeps the pool healthy across a
+failover is that it never hands out a dead connection: `check_connection` tests each
+one on checkout and discards it if the old primary is gone.
+"""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from .config import Settings
+
+
+def connection_kwargs(settings: Settings, role: str) -> dict:
+    # application_name makes each replica's sessions visible in pg_stat_activity,
+    # which is how /maintenance reports which node holds the singleton lock.
+    return {
+        "autocommit": True,
+        "connect_timeout": max(1, round(settings.db_connect_timeout_s)),
+        "application_name": f"hastack-app:{settings.node_id}:{role}",
+    }
+
+
+class Database:
+    """The writer pool, and a reader pool (the writer itself when no read URL is set)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.writer = self._pool(settings.database_url, "writer")
+        self.reader = (self.writer if settings.database_read_url == settings.database_url
+                       else self._pool(settings.database_read_url, "reader"))
+
+    def _pool(self, conninfo: str, role: str) -> AsyncConnectionPool:
+        return AsyncConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=self.settings.db_pool_max,
+            kwargs=connection_kwargs(self.settings, role),
+            check=AsyncConnectionPool.check_connection,
+            # A request waits this long for a connection before failing, rather than
+            # queueing forever while the database is down.
+            timeout=self.settings.db_connect_timeout_s,
+            # Keep retrying in the background for as long as an outage may last.
+            reconnect_timeout=3600,
+            max_idle=60,
+            open=False,
+            name=f"{role}-pool",
+        )
+
+    async def open(self) -> None:
+        # wait=False: a replica may start while its database is still failing over;
+        # readiness reports that instead of the process crashing.
+        await self.writer.open(wait=False)
+        if self.reader is not self.writer:
+            await self.reader.open(wait=False)
+
+    async def close(self) -> None:
+        await self.writer.close()
+        if self.reader is not self.writer:
+            await self.reader.close()
+
+    async def dedicated_connection(self, role: str) -> AsyncConnection:
+        """A connection outside the pools, for session state such as advisory locks."""
+        return await AsyncConnection.connect(self.settings.database_url,
+                                             **connection_kwargs(self.settings, role))

@@ -1,0 +1,74 @@
+"""Notes: idempotent creates and read-your-writes reads.
+
+Two identical replicas behind a load balancer will, sooner or later, both receive the
+same request (a client retry after a timeout, an LB retry-on). The unique
+`idempotency_key` makes the database pick one winner; the notification row is
+written in the winner's transaction only, so one request means one email.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from .db import Database
+
+log = logging.getLogger("hastack_app.notes")
+
+_COLUMNS = "id::text, body, idempotency_key, node_id, created_at"
+
+
+class IdempotencyConflict(Exception):
+    """The key was used before with a different body."""
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    note: dict[str, Any]
+    created: bool  # False: an earlier request with this key created it
+
+
+async def create(db: Database, body: str, idempotency_key: str | None) -> CreateResult:
+    async with db.writer.connection() as conn, conn.transaction():
+        cur = conn.cursor(row_factory=dict_row)
+        # A concurrent insert with the same key blocks here until the other transaction
+        # ends, then DO NOTHING returns no row and we read the winner's note below.
+        await cur.execute(
+            f"""INSERT INTO notes (body, idempotency_key, node_id) VALUES (%s, %s, %s)
+                ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_COLUMNS}""",
+            (body, idempotency_key, db.settings.node_id))
+        note = await cur.fetchone()
+        if note is not None:
+            await cur.execute("INSERT INTO notifications (note_id, kind) VALUES (%s, 'note-created')",
+                              (note["id"],))
+            return CreateResult(note, created=True)
+        await cur.execute(f"SELECT {_COLUMNS} FROM notes WHERE idempotency_key = %s", (idempotency_key,))
+        note = await cur.fetchone()
+    if note["body"] != body:
+        raise IdempotencyConflict(idempotency_key)
+    return CreateResult(note, created=False)
+
+
+async def _find(pool, note_id: str) -> dict[str, Any] | None:
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(f"SELECT {_COLUMNS} FROM notes WHERE id = %s", (note_id,))
+        return await cur.fetchone()
+
+
+async def get(db: Database, note_id: str) -> tuple[dict[str, Any] | None, str]:
+    """The note and which pool answered. Reads go to the reader, but a replica may not
+    have the row yet (written a moment ago, replication is async) or may be down: then
+    the writer answers, so a client always reads its own writes."""
+    if db.reader is not db.writer:
+        try:
+            note = await _find(db.reader, note_id)
+            if note is not None:
+                return note, "reader"
+        except psycopg.OperationalError as error:  # includes PoolTimeout
+            log.warning("reader unavailable, reading from the writer: %s", error)
+    return await _find(db.writer, note_id), "writer"

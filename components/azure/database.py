@@ -1,0 +1,189 @@
+"""Azure Database for PostgreSQL Flexible Server: an HA primary plus read replicas.
+
+Two ordering rules come from how the service behaves, not from data flow:
+- A server takes one write at a time; parameter writes sent together fail with
+  ServerIsBusy. So every `Configuration` waits for the one before it.
+- A replica copies the primary as it is when the replica is created, and creating it
+  is another write to the primary. So replicas come after the last parameter, one
+  after another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native.dbforpostgresql as dbforpostgresql
+
+from components.config import ManagedDatabaseConfig
+
+# Server parameters hastack sets, in the order they are written. Each says why.
+SERVER_PARAMETERS: tuple[tuple[str, str], ...] = (
+    # Refuse unencrypted connections; the app's URLs carry sslmode=require.
+    ("require_secure_transport", "on"),
+    # Same floor as the gateway and the storage account.
+    ("ssl_min_protocol_version", "TLSv1.2"),
+    # Checkpoint timing in the logs explains I/O spikes and slow failovers.
+    ("log_checkpoints", "on"),
+    # Statements slower than 1 s reach Log Analytics (diagnostic settings).
+    ("log_min_duration_statement", "1000"),
+    # The job queue claims rows with locks; waits longer than deadlock_timeout get logged.
+    ("log_lock_waits", "on"),
+)
+
+# Attributes Azure changes by itself on failover (primary and standby swap zones).
+# Without ignoring them the next `pulumi up` would try to move the server back.
+FAILOVER_DRIFT = ["availabilityZone", "highAvailability.standbyAvailabilityZone"]
+
+POSTGRES_PORT = 5432
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    resource_group_name: pulumi.Input[str]
+    location: str
+    delegated_subnet_id: pulumi.Input[str]
+    private_dns_zone_id: pulumi.Input[str]
+    version: str
+    settings: ManagedDatabaseConfig
+    replica_count: int
+    database_name: str
+    admin_login: str
+    admin_password: pulumi.Input[str]
+    protect: bool
+
+
+class Database(pulumi.ComponentResource):
+    """Primary (zone-redundant HA per config), chained server parameters, read replicas."""
+
+    primary_id: pulumi.Output[str]
+    replica_ids: list[pulumi.Output[str]]
+    writer_fqdn: pulumi.Output[str]
+    reader_fqdns: pulumi.Output[list[str]]
+    # Secret: libpq URLs with the admin password.
+    database_url: pulumi.Output[str]
+    database_read_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hastack:azure:Database", name, None, opts)
+        settings = args.settings
+        private_network = dbforpostgresql.NetworkArgs(
+            delegated_subnet_resource_id=args.delegated_subnet_id,
+            private_dns_zone_arm_resource_id=args.private_dns_zone_id,
+            public_network_access="Disabled",
+        )
+        sku = dbforpostgresql.SkuArgs(name=settings.sku_name, tier=settings.tier)
+        storage = dbforpostgresql.StorageArgs(storage_size_gb=settings.storage_size_gb, auto_grow="Enabled")
+
+        primary = dbforpostgresql.Server(
+            f"{name}-primary",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            create_mode="Create",
+            version=args.version,
+            sku=sku,
+            storage=storage,
+            availability_zone=settings.zone,
+            high_availability=dbforpostgresql.HighAvailabilityArgs(
+                mode=settings.high_availability,
+                # SameZone puts the standby next to the primary; only ZoneRedundant picks a zone.
+                standby_availability_zone=settings.standby_zone if settings.high_availability == "ZoneRedundant" else None,
+            ),
+            backup=dbforpostgresql.BackupArgs(
+                backup_retention_days=settings.backup_retention_days,
+                # Fixed when the server is created: changing it later replaces the server.
+                geo_redundant_backup="Enabled" if settings.geo_redundant_backup else "Disabled",
+            ),
+            network=private_network,
+            auth_config=dbforpostgresql.AuthConfigArgs(password_auth="Enabled", active_directory_auth="Disabled"),
+            administrator_login=args.admin_login,
+            administrator_login_password=args.admin_password,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect,
+                retain_on_delete=args.protect,
+                ignore_changes=FAILOVER_DRIFT,
+            ),
+        )
+
+        previous_write: pulumi.Resource = primary
+        for parameter, value in SERVER_PARAMETERS:
+            previous_write = dbforpostgresql.Configuration(
+                f"{name}-param-{parameter.replace('_', '-')}",
+                resource_group_name=args.resource_group_name,
+                server_name=primary.name,
+                configuration_name=parameter,
+                value=value,
+                source="user-override",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[previous_write]),
+            )
+        last_parameter = previous_write
+
+        app_database = dbforpostgresql.Database(
+            f"{name}-db",
+            resource_group_name=args.resource_group_name,
+            server_name=primary.name,
+            database_name=args.database_name,
+            charset="UTF8",
+            collation="en_US.utf8",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[last_parameter]),
+        )
+
+        replicas: list[dbforpostgresql.Server] = []
+        for index in range(args.replica_count):
+            replicas.append(
+                dbforpostgresql.Server(
+                    f"{name}-replica-{index + 1}",
+                    resource_group_name=args.resource_group_name,
+                    location=args.location,
+                    create_mode="Replica",
+                    source_server_resource_id=primary.id,
+                    sku=sku,
+                    storage=storage,
+                    availability_zone=_replica_zone(settings, index),
+                    network=private_network,
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        depends_on=[last_parameter, app_database, *replicas[-1:]],
+                        ignore_changes=["availabilityZone"],
+                    ),
+                )
+            )
+
+        self.primary_id = primary.id
+        self.replica_ids = [replica.id for replica in replicas]
+        self.writer_fqdn = primary.fully_qualified_domain_name
+        self.reader_fqdns = pulumi.Output.all(*[replica.fully_qualified_domain_name for replica in replicas])
+        # With no replica, reads go to the writer: the app still gets both URLs.
+        reader_fqdn = replicas[0].fully_qualified_domain_name if replicas else self.writer_fqdn
+        self.database_url = _connection_url(args, self.writer_fqdn)
+        self.database_read_url = _connection_url(args, reader_fqdn)
+
+        self.register_outputs(
+            {
+                "writerFqdn": self.writer_fqdn,
+                "readerFqdns": self.reader_fqdns,
+                "databaseUrl": self.database_url,
+                "databaseReadUrl": self.database_read_url,
+            }
+        )
+
+
+def _replica_zone(settings: ManagedDatabaseConfig, index: int) -> str:
+    """Replicas go to the zones after the primary's, so one zone outage leaves a reader."""
+    return str((int(settings.zone) + index) % 3 + 1)
+
+
+def _connection_url(args: DatabaseArgs, host: pulumi.Input[str]) -> pulumi.Output[str]:
+    """A libpq URL for the app. It holds the password, so it is a secret end to end."""
+    return pulumi.Output.secret(
+        pulumi.Output.format(
+            "postgresql://{0}:{1}@{2}:{3}/{4}?sslmode=require",
+            args.admin_login,
+            args.admin_password,
+            host,
+            POSTGRES_PORT,
+            args.database_name,
+        )
+    )
+

@@ -1,0 +1,230 @@
+"""Self-hosted PostgreSQL: one primary and N streaming replicas, each on its own data volume.
+
+The primary runs the official image's entrypoint (initdb, then our init script creates
+the replication role, one physical slot per replica and the app database). Each
+replica runs the rendered bootstrap script instead: `pg_basebackup -R -X stream -S
+<slot>` into an empty data dir, then postgres as a hot standby. All nodes run the same
+server flags and pg_hba, so a promoted replica is a complete primary (runbook:
+docs/docker.md).
+
+Nothing here publishes a host port: the database is reachable on the private network only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.config import DatabaseConfig
+from components.docker.common import data_options, env_entry, healthcheck, network_attachment, pulled_image
+from components.render.postgres import (
+    APP_DB_PASSWORD_ENV,
+    REPLICATION_PASSWORD_ENV,
+    PrimarySettings,
+    ReplicaSettings,
+    primary_init_script,
+    primary_server_flags,
+    render_pg_hba,
+    replica_bootstrap_script,
+    replica_slot_name,
+)
+
+POSTGRES_PORT = 5432
+# Files uploaded into the containers. The hba file lives outside the data dir so the
+# replicas (whose data dir is a copy of the primary's) get the same, current rules.
+HBA_FILE = "/etc/postgresql/hastack/pg_hba.conf"
+# The official entrypoint runs *.sh here once, on first init only.
+INIT_SCRIPT = "/docker-entrypoint-initdb.d/10-hastack-replication.sh"
+REPLICA_BOOTSTRAP = "/usr/local/bin/hastack-replica-bootstrap"
+# initdb + init script, or a pg_basebackup of the whole primary, must finish in this.
+HEALTHY_TIMEOUT_S = 600
+# Time for a fast shutdown (SIGINT, checkpoint) before the container is killed.
+STOP_GRACE_S = 60
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Where an image keeps PGDATA and where its data volume is mounted."""
+
+    volume_path: str
+    pgdata: str
+
+
+def data_layout(version: str) -> DataLayout:
+    """PG >= 18 images moved PGDATA to /var/lib/postgresql/<major>/docker and declare
+    the volume at /var/lib/postgresql (so pg_upgrade --link can see both majors)."""
+    if int(version) >= 18:
+        return DataLayout(volume_path="/var/lib/postgresql", pgdata=f"/var/lib/postgresql/{version}/docker")
+    return DataLayout(volume_path="/var/lib/postgresql/data", pgdata="/var/lib/postgresql/data")
+
+
+def libpq_url(user: str, password: pulumi.Input[str], hosts: Sequence[str], database: str, target_session_attrs: str) -> pulumi.Output[str]:
+    """A multi-host libpq URL: clients try every node and keep the one whose role fits,
+    so they follow a promotion without being reconfigured."""
+    return pulumi.Output.secret(
+        pulumi.Output.concat(
+            f"postgresql://{user}:", password, f"@{','.join(hosts)}/{database}?target_session_attrs={target_session_attrs}"
+        )
+    )
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    config: DatabaseConfig
+    network_name: pulumi.Input[str]
+    # The private network's CIDR: pg_hba admits replication and app logins from it only.
+    replication_cidr: str
+    superuser_password: pulumi.Input[str]
+    replication_password: pulumi.Input[str]
+    app_password: pulumi.Input[str]
+    # Protect (and retain) the data volumes.
+    protect: bool
+
+
+class Database(pulumi.ComponentResource):
+    """A PostgreSQL primary plus `config.replicas` streaming replicas with one slot each."""
+
+    writer_endpoint: str
+    reader_endpoints: list[str]
+    writer_url: pulumi.Output[str]
+    reader_url: pulumi.Output[str]
+    node_names: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hastack:docker:Database", name, None, opts)
+        config = args.config
+        self._name = name
+        self._args = args
+        self._layout = data_layout(config.version)
+        self._image = pulled_image(f"{name}-image", config.image, self)
+
+        slots = tuple(replica_slot_name(index) for index in range(config.replicas))
+        primary_settings = PrimarySettings(
+            replica_slots=slots,
+            max_slot_wal_keep_size_mb=config.max_slot_wal_keep_size_mb,
+            replication_cidr=args.replication_cidr,
+            app_db=config.name,
+            app_user=config.user,
+            port=POSTGRES_PORT,
+        )
+        # Every node runs the primary's flags: a standby needs settings at least as
+        # high as the primary's, and a promoted standby must act as a full primary.
+        self._server_flags = [*primary_server_flags(primary_settings), "-c", f"hba_file={HBA_FILE}"]
+        self._hba = docker.ContainerUploadArgs(file=HBA_FILE, content=render_pg_hba(primary_settings), permissions="0644")
+
+        primary_alias = self._alias("primary")
+        primary = self._node(
+            "primary",
+            # The official entrypoint initialises the empty data dir, runs the init
+            # script once, then execs postgres with these flags.
+            command=["postgres", *self._server_flags],
+            envs=[
+                env_entry("POSTGRES_PASSWORD", args.superuser_password),
+                env_entry(REPLICATION_PASSWORD_ENV, args.replication_password),
+                env_entry(APP_DB_PASSWORD_ENV, args.app_password),
+                f"PGDATA={self._layout.pgdata}",
+            ],
+            extra_uploads=[
+                docker.ContainerUploadArgs(file=INIT_SCRIPT, content=primary_init_script(primary_settings), permissions="0755")
+            ],
+            depends_on=[],
+        )
+
+        replica_aliases = []
+        nodes = [primary]
+        for index, slot in enumerate(slots):
+            replica_settings = ReplicaSettings(
+                primary_host=primary_alias,
+                primary_port=POSTGRES_PORT,
+                slot_name=slot,
+                data_dir=self._layout.pgdata,
+                port=POSTGRES_PORT,
+                server_flags=tuple(self._server_flags),
+            )
+            nodes.append(
+                self._node(
+                    f"replica-{index}",
+                    # Bypass the official entrypoint: it would initdb the empty dir.
+                    entrypoint=[REPLICA_BOOTSTRAP],
+                    envs=[env_entry(REPLICATION_PASSWORD_ENV, args.replication_password)],
+                    extra_uploads=[
+                        docker.ContainerUploadArgs(
+                            file=REPLICA_BOOTSTRAP, content=replica_bootstrap_script(replica_settings), permissions="0755"
+                        )
+                    ],
+                    # pg_basebackup needs a running primary with its slots created.
+                    depends_on=[primary],
+                )
+            )
+            replica_aliases.append(self._alias(f"replica-{index}"))
+
+        self.writer_endpoint = f"{primary_alias}:{POSTGRES_PORT}"
+        self.reader_endpoints = [f"{alias}:{POSTGRES_PORT}" for alias in replica_aliases]
+        every_node = [self.writer_endpoint, *self.reader_endpoints]
+        self.writer_url = libpq_url(config.user, args.app_password, every_node, config.name, "read-write")
+        self.reader_url = libpq_url(config.user, args.app_password, every_node, config.name, "prefer-standby")
+        self.node_names = pulumi.Output.all(*[node.name for node in nodes])
+        self.register_outputs(
+            {
+                "writerEndpoint": self.writer_endpoint,
+                "readerEndpoints": self.reader_endpoints,
+                "writerUrl": self.writer_url,
+                "readerUrl": self.reader_url,
+                "nodeNames": self.node_names,
+            }
+        )
+
+    def _alias(self, role: str) -> str:
+        """The node's DNS name on the private network, e.g. db-primary, db-replica-0."""
+        return f"{self._name}-{role}"
+
+    def _node(
+        self,
+        role: str,
+        *,
+        envs: list[pulumi.Input[str]],
+        extra_uploads: list[docker.ContainerUploadArgs],
+        depends_on: list[pulumi.Resource],
+        command: list[str] | None = None,
+        entrypoint: list[str] | None = None,
+    ) -> docker.Container:
+        """One postgres container (`role`: primary, replica-0, ...) on its own data volume."""
+        data = docker.Volume(f"{self._name}-{role}-data", driver="local", opts=data_options(self, self._args.protect))
+        return docker.Container(
+            f"{self._name}-{role}",
+            image=self._image.image_id,
+            command=command,
+            entrypoints=entrypoint,
+            # initdb, pg_basebackup and postgres refuse root. The official entrypoint
+            # supports a non-root user when the data dir is theirs, which a fresh named
+            # volume is (it copies the image's postgres-owned directory).
+            user="postgres",
+            envs=envs,
+            uploads=[self._hba, *extra_uploads],
+            volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=self._layout.volume_path)],
+            networks_advanced=[network_attachment(self._args.network_name, self._alias(role))],
+            # Over the local socket as postgres: pg_hba's `local ... peer` line admits it
+            # silently, where a TCP probe from 127.0.0.1 would log a rejection every time.
+            healthcheck=healthcheck(
+                ["pg_isready", "-U", "postgres", "-p", str(POSTGRES_PORT)],
+                interval_s=2,
+                timeout_s=3,
+                retries=5,
+                start_period_s=HEALTHY_TIMEOUT_S,
+            ),
+            restart="unless-stopped",
+            wait=True,
+            wait_timeout=HEALTHY_TIMEOUT_S,
+            destroy_grace_seconds=STOP_GRACE_S,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=depends_on,
+                # Two postmasters on one data dir corrupt it: the old container must be
+                # gone before its replacement mounts the volume. (No cascade: other
+                # nodes depend on this one by `depends_on` only, not by its outputs.)
+                delete_before_replace=True,
+            ),
+        )

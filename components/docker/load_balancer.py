@@ -1,0 +1,91 @@
+"""HAProxy in front of the app replicas, with active health checks and fast ejection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.config import HAPROXY_IMAGE, LoadBalancerConfig
+from components.docker.common import network_attachment, pulled_image
+from components.render.haproxy import Backend, HaproxySettings, render_haproxy_cfg
+
+# Where the official image's default command reads its config.
+CONFIG_FILE = "/usr/local/etc/haproxy/haproxy.cfg"
+# Ports HAProxy binds inside the container. The image runs as the unprivileged
+# `haproxy` user, so these stay above 1024; the configured ports are the host side.
+LISTEN_PORT = 8080
+STATS_PORT = 8404
+# Docker's embedded DNS: re-resolves an alias when its container is replaced.
+DOCKER_DNS = "127.0.0.11:53"
+# Lets in-flight requests finish (haproxy's hard-stop-after is 30 s).
+STOP_GRACE_S = 30
+
+
+@dataclass(frozen=True)
+class LoadBalancerArgs:
+    config: LoadBalancerConfig
+    network_name: pulumi.Input[str]
+    # The app replicas' DNS aliases on the private network (app-0, app-1, ...).
+    backend_aliases: Sequence[str]
+    backend_port: int
+    # Path of the active health check (load_balancer.healthCheck.path or app.healthPath).
+    health_path: str
+    # The app replicas: they exist before HAProxy starts sending them traffic.
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+def haproxy_settings(args: LoadBalancerArgs) -> HaproxySettings:
+    check = args.config.health_check
+    return HaproxySettings(
+        frontend_port=LISTEN_PORT,
+        stats_port=STATS_PORT,
+        backends=tuple(Backend(name=alias, address=alias, port=args.backend_port) for alias in args.backend_aliases),
+        health_path=args.health_path,
+        interval_ms=check.interval_ms,
+        fall=check.fall,
+        rise=check.rise,
+        timeout_check_ms=check.timeout_ms,
+        resolver=DOCKER_DNS,
+    )
+
+
+class LoadBalancer(pulumi.ComponentResource):
+    """One HAProxy container; the only thing on the Docker platform published on the host."""
+
+    config_text: str
+    container_name: pulumi.Output[str]
+    port: int
+    stats_port: int
+
+    def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hastack:docker:LoadBalancer", name, None, opts)
+        image = pulled_image(f"{name}-image", HAPROXY_IMAGE, self)
+        self.config_text = render_haproxy_cfg(haproxy_settings(args))
+        haproxy = docker.Container(
+            f"{name}-haproxy",
+            image=image.image_id,
+            uploads=[docker.ContainerUploadArgs(file=CONFIG_FILE, content=self.config_text, permissions="0644")],
+            ports=[
+                docker.ContainerPortArgs(internal=LISTEN_PORT, external=args.config.port),
+                docker.ContainerPortArgs(internal=STATS_PORT, external=args.config.stats_port),
+            ],
+            networks_advanced=[network_attachment(args.network_name, name)],
+            restart="unless-stopped",
+            destroy_grace_seconds=STOP_GRACE_S,
+            # No Docker healthcheck: the image has no HTTP client to run one with.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.depends_on),
+                # Two containers cannot publish the same host port, so the old one must
+                # go first. The only delete_before_replace on the app's path: nothing
+                # depends on it, so nothing cascades.
+                delete_before_replace=True,
+            ),
+        )
+        self.container_name = haproxy.name
+        self.port = args.config.port
+        self.stats_port = args.config.stats_port
+        self.register_outputs({"containerName": self.container_name, "port": self.port, "statsPort": self.stats_port})

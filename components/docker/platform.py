@@ -1,0 +1,91 @@
+"""The Docker platform: wires secrets, network, storage, database, app and load balancer."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pulumi
+import pulumi_docker as docker
+
+from components.config import StackConfig
+from components.docker.app import App, AppArgs
+from components.docker.database import Database, DatabaseArgs
+from components.docker.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.docker.network import Network, NetworkArgs
+from components.docker.storage import Storage, StorageArgs
+from components.secrets import StackSecrets, StackSecretsArgs
+
+
+def engine_options(host: str | None) -> pulumi.ResourceOptions | None:
+    """Target a remote engine (ssh://user@host, tcp://host:port) through an explicit
+    provider that the components hand down to every child; None: the local engine."""
+    if host is None:
+        return None
+    return pulumi.ResourceOptions(providers=[docker.Provider("docker-engine", host=host)])
+
+
+def published_host(host: str | None) -> str:
+    """Where the load balancer's published ports are reachable from the operator's machine."""
+    if host is None or host.startswith(("unix://", "npipe://")):
+        return "localhost"
+    return urlsplit(host).hostname or "localhost"
+
+
+def build_docker_stack(config: StackConfig) -> dict[str, Any]:
+    """Declare the whole Docker stack and return its stack outputs."""
+    engine = engine_options(config.docker.host)
+    secrets = StackSecrets("secrets", StackSecretsArgs(app_secret_names=config.app.generated_secrets))
+    network = Network("network", NetworkArgs(subnet=config.docker.subnet), engine)
+    storage = Storage("storage", StorageArgs(config=config.storage, protect=config.protect), engine)
+    database = Database(
+        "db",
+        DatabaseArgs(
+            config=config.database,
+            network_name=network.name,
+            replication_cidr=network.subnet,
+            superuser_password=secrets.db_superuser_password,
+            replication_password=secrets.db_replication_password,
+            app_password=secrets.db_app_password,
+            protect=config.protect,
+        ),
+        engine,
+    )
+    app = App(
+        "app",
+        AppArgs(
+            config=config.app,
+            network_name=network.name,
+            shared_volume=storage.mount(),
+            database_url=database.writer_url,
+            database_read_url=database.reader_url,
+            secrets=secrets.app_secrets,
+            # Readiness needs the database, and `wait` needs readiness.
+            depends_on=[database],
+        ),
+        engine,
+    )
+    load_balancer = LoadBalancer(
+        "lb",
+        LoadBalancerArgs(
+            config=config.load_balancer,
+            network_name=network.name,
+            backend_aliases=app.aliases,
+            backend_port=app.port,
+            health_path=config.health_check_path,
+            depends_on=[app],
+        ),
+        engine,
+    )
+    address = published_host(config.docker.host)
+    return {
+        "url": f"http://{address}:{load_balancer.port}",
+        # `stats uri` in the rendered haproxy.cfg; /metrics on the same port is Prometheus.
+        "statsUrl": f"http://{address}:{load_balancer.stats_port}/stats",
+        "appReplicas": app.container_names,
+        "dbWriterEndpoint": database.writer_endpoint,
+        "dbReaderEndpoints": database.reader_endpoints,
+        "databaseUrl": database.writer_url,
+        "databaseReadUrl": database.reader_url,
+        "storageVolume": storage.volume_name,
+    }

@@ -1,0 +1,46 @@
+"""The shared uploads volume, mounted read-write at the same path in every app replica."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.config import NfsConfig, StorageConfig
+from components.docker.common import data_options
+
+
+@dataclass(frozen=True)
+class StorageArgs:
+    config: StorageConfig
+    protect: bool
+
+
+def nfs_driver_options(nfs: NfsConfig) -> dict[str, str]:
+    """The `local` driver's NFS mount options (as `docker volume create --opt ...`)."""
+    return {"type": "nfs", "o": f"addr={nfs.server},{nfs.options}", "device": f":{nfs.path}"}
+
+
+class Storage(pulumi.ComponentResource):
+    """A named volume on the engine; NFS-backed when configured, so several engines share it."""
+
+    volume_name: pulumi.Output[str]
+    mount_path: str
+
+    def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hastack:docker:Storage", name, None, opts)
+        nfs = args.config.nfs if args.config.driver == "nfs" else None
+        volume = docker.Volume(
+            f"{name}-shared",
+            driver="local",
+            driver_opts=nfs_driver_options(nfs) if nfs else None,
+            opts=data_options(self, args.protect),
+        )
+        self.volume_name = volume.name
+        self.mount_path = args.config.mount_path
+        self.register_outputs({"volumeName": self.volume_name, "mountPath": self.mount_path})
+
+    def mount(self) -> docker.ContainerVolumeArgs:
+        """The read-write mount every app replica gets."""
+        return docker.ContainerVolumeArgs(volume_name=self.volume_name, container_path=self.mount_path, read_only=False)

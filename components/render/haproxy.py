@@ -1,0 +1,202 @@
+"""haproxy.cfg for the app's load balancer.
+
+Consumed by `haproxy -f` (the pinned image's 3.0 in Docker, Debian's 2.6 in the
+integration tests), so only keywords that both versions accept are used.
+
+How the HA targets are met:
+- Ejection: active `httpchk` every `interval_ms`, and every `interval_ms / 2` once a
+  check has failed (`fastinter`), so a dead or unready replica is out after
+  `interval_ms + (fall - 1) * fastinter` (750 ms with the defaults 500 ms / fall 2).
+- Passive ejection: `observe layer7` counts failed connections and 5xx answers of real
+  traffic; a few in a row mark the server down at once, before the next check.
+- No failed requests while that happens: a request whose connection fails, or whose
+  server closes without answering, or answers 503 (draining), is retried up to 3 times,
+  each time on another server (`option redispatch 1`). Replays are safe because the
+  reference app makes POSTs idempotent with idempotency keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Names inside the config that the loopback harness and the drills address.
+APP_BACKEND = "app"
+WEB_FRONTEND = "web"
+RESOLVERS_SECTION = "docker"
+
+# Consecutive failed requests (connection errors, 5xx) that take a server out without
+# waiting for the next check: enough that one failing request path cannot eject a
+# healthy replica, few enough that a dead one under load is out within a few requests.
+CONSECUTIVE_ERRORS_TO_MARK_DOWN = 5
+
+# Extra attempts after a failed one; with `redispatch 1` each goes to another server.
+RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One app replica. `address` is a DNS alias ("app-0") in Docker, "127.0.0.1" on loopback."""
+
+    name: str
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class HaproxySettings:
+    frontend_port: int
+    stats_port: int
+    backends: tuple[Backend, ...]
+    health_path: str
+    interval_ms: int
+    fall: int
+    rise: int
+    timeout_check_ms: int
+    # Docker's embedded DNS ("127.0.0.11:53"), so recreated containers are found again.
+    # None on loopback, where addresses are IPs.
+    resolver: str | None = None
+    bind_address: str = "*"
+    # Path of an admin-level stats socket, for the drills and tests to read server state.
+    stats_socket: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.backends:
+            raise ValueError("haproxy needs at least one backend")
+        names = [backend.name for backend in self.backends]
+        if len(set(names)) != len(names):
+            raise ValueError(f"backend names must be unique, got {names}")
+        if not self.health_path.startswith("/"):
+            raise ValueError(f"health_path must start with '/', got {self.health_path!r}")
+
+    @property
+    def fastinter_ms(self) -> int:
+        """Check interval while a server is changing state (UP going down, DOWN coming up)."""
+        return max(100, self.interval_ms // 2)
+
+
+def render_haproxy_cfg(settings: HaproxySettings) -> str:
+    """The whole haproxy.cfg, consumed by `haproxy -f`."""
+    sections = [
+        _global(settings),
+        _defaults(),
+        *([_resolvers(settings.resolver)] if settings.resolver else []),
+        _web_frontend(settings),
+        _app_backend(settings),
+        _stats_frontend(settings),
+    ]
+    return "\n".join(sections)
+
+
+def _global(settings: HaproxySettings) -> str:
+    lines = [
+        "global",
+        "    log stdout format raw local0 info",
+        # A reload or stop lets in-flight requests finish, but not forever.
+        "    hard-stop-after 30s",
+    ]
+    if settings.stats_socket:
+        lines.append(f"    stats socket {settings.stats_socket} mode 600 level admin")
+    return _section(lines)
+
+
+def _defaults() -> str:
+    return _section([
+        "defaults",
+        "    mode http",
+        "    log global",
+        "    option forwardfor",
+        # One server connection per request: when a replica drains or dies, no idle
+        # keep-alive connection to it can be picked for the next request (the race that
+        # turns into an empty response). Connects to a replica cost well under a
+        # millisecond on a private network; clients still keep their own connections alive.
+        "    option http-server-close",
+        "    timeout connect 1s",
+        "    timeout client 30s",
+        "    timeout server 30s",
+        "    timeout http-request 10s",
+        "    timeout http-keep-alive 10s",
+        "    timeout queue 5s",
+        f"    retries {RETRIES}",
+        "    option redispatch 1",
+        # conn-failure: never reached the app. empty-response: the app died mid-request.
+        # response-timeout: the app hung. 503: the app is draining or not ready.
+        "    retry-on conn-failure empty-response response-timeout 503",
+    ])
+
+
+def _resolvers(nameserver: str) -> str:
+    return _section([
+        f"resolvers {RESOLVERS_SECTION}",
+        f"    nameserver dns {nameserver}",
+        "    resolve_retries 3",
+        "    timeout resolve 1s",
+        "    timeout retry 1s",
+        # A replaced container answers under the same alias with a new IP within a second;
+        # a name that stops resolving keeps its last address for a few seconds, during
+        # which the health checks are what decide.
+        "    hold valid 10s",
+        "    hold nx 5s",
+        "    hold refused 5s",
+        "    hold timeout 5s",
+        "    hold other 5s",
+        "    hold obsolete 5s",
+    ])
+
+
+def _web_frontend(settings: HaproxySettings) -> str:
+    return _section([
+        f"frontend {WEB_FRONTEND}",
+        f"    bind {settings.bind_address}:{settings.frontend_port}",
+        "    option httplog",
+        "    option dontlognull",
+        f"    default_backend {APP_BACKEND}",
+    ])
+
+
+def _app_backend(settings: HaproxySettings) -> str:
+    server_defaults = [
+        "check",
+        f"inter {settings.interval_ms}ms",
+        f"fastinter {settings.fastinter_ms}ms",
+        f"downinter {settings.interval_ms}ms",
+        f"fall {settings.fall}",
+        f"rise {settings.rise}",
+        "observe layer7",
+        f"error-limit {CONSECUTIVE_ERRORS_TO_MARK_DOWN}",
+        "on-error mark-down",
+        # Start even while a replica's name does not resolve yet (its container is being
+        # created): the server waits in maintenance until DNS answers.
+        "init-addr last,libc,none",
+    ]
+    if settings.resolver:
+        server_defaults += [f"resolvers {RESOLVERS_SECTION}", "resolve-prefer ipv4"]
+    lines = [
+        f"backend {APP_BACKEND}",
+        # With roundrobin a failed connection is retried on the next server at once;
+        # other algorithms first wait min(timeout connect, 1s) to retry the same one.
+        "    balance roundrobin",
+        f"    option httpchk GET {settings.health_path}",
+        "    http-check expect status 200",
+        f"    timeout check {settings.timeout_check_ms}ms",
+        f"    default-server {' '.join(server_defaults)}",
+    ]
+    lines += [f"    server {b.name} {b.address}:{b.port} check" for b in settings.backends]
+    return _section(lines)
+
+
+def _stats_frontend(settings: HaproxySettings) -> str:
+    return _section([
+        "frontend stats",
+        f"    bind {settings.bind_address}:{settings.stats_port}",
+        "    no log",
+        # The LB's own liveness, for a container healthcheck.
+        '    http-request return status 200 content-type text/plain string "ok" if { path /healthz }',
+        "    http-request use-service prometheus-exporter if { path /metrics }",
+        "    stats enable",
+        "    stats uri /stats",
+        "    stats refresh 5s",
+    ])
+
+
+def _section(lines: list[str]) -> str:
+    return "\n".join(lines) + "\n"

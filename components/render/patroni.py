@@ -1,0 +1,132 @@
+"""patroni.yml for one node of a Patroni + etcd cluster, and its post-bootstrap script.
+
+Consumed by `patroni <file>` (3.x), with the etcd v3 API as the DCS. Server settings
+and pg_hba come from the same renderers as the manual-failover setup, so both modes
+run identically configured PostgreSQL.
+
+Failover budget: the leader refreshes its etcd lease every `loop_wait_s`; when the
+leader node dies, the lease expires after at most `ttl_s`, the sync standby (watching
+the leader key) takes the lock and promotes at once. With the defaults (6 s / 1 s)
+writes are accepted again within about 7 s. `synchronous_mode` means a commit is
+acknowledged only once the sync standby has it, and only that standby may take over,
+so no acknowledged commit is lost.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+import yaml
+
+from components.render.postgres import (
+    APP_DB_PASSWORD_ENV,
+    REPLICATION_ROLE,
+    SUPERUSER,
+    PrimarySettings,
+    app_database_sql,
+    primary_server_parameters,
+    render_pg_hba,
+)
+
+# Patroni reads these itself and merges them into postgresql.authentication.
+SUPERUSER_PASSWORD_ENV = "PATRONI_SUPERUSER_PASSWORD"
+REPLICATION_PASSWORD_ENV = "PATRONI_REPLICATION_PASSWORD"
+
+# Patroni derives these from postgresql.listen; setting them twice would conflict.
+_SET_BY_PATRONI = {"listen_addresses", "port"}
+
+# A replica more than this far behind may not become the leader (the same 1 MB the lag
+# alert uses). In synchronous mode the sync standby is never behind on commits.
+MAXIMUM_LAG_ON_FAILOVER_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PatroniSettings:
+    scope: str  # cluster name, the same on every node
+    node_name: str  # unique per node, e.g. "db-0"
+    etcd_hosts: tuple[str, ...]  # "etcd:2379"
+    restapi_listen: str  # "0.0.0.0:8008"
+    restapi_connect_address: str  # how the other nodes reach this node's API, "db-0:8008"
+    postgres_listen: str  # "0.0.0.0:5432"
+    postgres_connect_address: str  # how the other nodes reach this node's postgres, "db-0:5432"
+    data_dir: str
+    # Server parameters, pg_hba and the app database come from here.
+    database: PrimarySettings
+    bin_dir: str | None = None
+    unix_socket_dir: str = "/var/run/postgresql"
+    synchronous_mode: bool = True
+    ttl_s: int = 6
+    loop_wait_s: int = 1
+    retry_timeout_s: int = 2
+    # Where patroni_post_bootstrap_script's output is; None: no app database.
+    post_bootstrap_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.etcd_hosts:
+            raise ValueError("patroni needs at least one etcd host")
+        # Patroni's rule: a leader must be able to retry the DCS twice within one TTL,
+        # or a short etcd hiccup demotes a healthy primary.
+        if self.ttl_s < self.loop_wait_s + 2 * self.retry_timeout_s:
+            raise ValueError(f"ttl_s ({self.ttl_s}) must be >= loop_wait_s + 2 * retry_timeout_s "
+                             f"({self.loop_wait_s + 2 * self.retry_timeout_s})")
+
+
+def render_patroni_yml(s: PatroniSettings) -> str:
+    """patroni.yml for node `s.node_name`. Passwords are read by Patroni from
+    $PATRONI_SUPERUSER_PASSWORD and $PATRONI_REPLICATION_PASSWORD, never from this file."""
+    parameters = {name: value for name, value in primary_server_parameters(s.database).items()
+                  if name not in _SET_BY_PATRONI}
+    bootstrap: dict = {
+        "dcs": {
+            "ttl": s.ttl_s,
+            "loop_wait": s.loop_wait_s,
+            "retry_timeout": s.retry_timeout_s,
+            "maximum_lag_on_failover": MAXIMUM_LAG_ON_FAILOVER_BYTES,
+            "synchronous_mode": s.synchronous_mode,
+            # With the sync standby gone, keep accepting writes (asynchronously) rather
+            # than block every commit: availability over a second copy.
+            "synchronous_mode_strict": False,
+            "postgresql": {"use_pg_rewind": True, "use_slots": True, "parameters": parameters},
+        },
+        "initdb": [{"encoding": "UTF8"}, "data-checksums"],
+    }
+    if s.post_bootstrap_path:
+        bootstrap["post_bootstrap"] = s.post_bootstrap_path
+    postgresql: dict = {
+        "listen": s.postgres_listen,
+        "connect_address": s.postgres_connect_address,
+        "data_dir": s.data_dir,
+        # Patroni talks to its own postgres over the socket, which pg_hba admits by peer.
+        "use_unix_socket": True,
+        "pg_hba": [line for line in render_pg_hba(s.database).splitlines() if line and not line.startswith("#")],
+        "authentication": {
+            "superuser": {"username": SUPERUSER},
+            "replication": {"username": REPLICATION_ROLE},
+        },
+        "parameters": {"unix_socket_directories": s.unix_socket_dir},
+    }
+    if s.bin_dir:
+        postgresql["bin_dir"] = s.bin_dir
+    document = {
+        "scope": s.scope,
+        "name": s.node_name,
+        "restapi": {"listen": s.restapi_listen, "connect_address": s.restapi_connect_address},
+        "etcd3": {"hosts": list(s.etcd_hosts)},
+        "bootstrap": bootstrap,
+        "postgresql": postgresql,
+    }
+    return "# Rendered by hastack.\n" + yaml.safe_dump(document, sort_keys=False)
+
+
+def patroni_post_bootstrap_script(s: PrimarySettings, bin_dir: str | None = None) -> str:
+    """bash run by Patroni once, on the node that initialised the cluster: creates the
+    app role and database. Patroni passes a superuser connection URL as $1."""
+    psql = shlex.quote(f"{bin_dir}/psql" if bin_dir else "psql")
+    return f"""#!/usr/bin/env bash
+# Rendered by hastack: Patroni's post_bootstrap hook. The password comes from ${APP_DB_PASSWORD_ENV}.
+set -eu
+: "${{{APP_DB_PASSWORD_ENV}:?{APP_DB_PASSWORD_ENV} must be set}}"
+{psql} -v ON_ERROR_STOP=1 --no-psqlrc --dbname "$1" <<'SQL'
+{app_database_sql(s)}SQL
+"""

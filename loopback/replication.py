@@ -1,0 +1,170 @@
+"""A PostgreSQL primary and streaming replicas on 127.0.0.1, brought up by the rendered
+server flags, pg_hba, init script and replica bootstrap script: the same text the
+Docker database component uploads.
+
+    with loopback_database(replicas=1) as db:
+        replica = db.start_replica(0)        # runs the rendered bootstrap script
+        db.connect(db.primary).execute(...)
+
+Every process runs as the postgres OS user; everything lives under one temp dir that
+is removed on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from components.render.postgres import (
+    APP_DB_PASSWORD_ENV,
+    REPLICATION_PASSWORD_ENV,
+    PrimarySettings,
+    ReplicaSettings,
+    primary_init_script,
+    primary_server_flags,
+    render_pg_hba,
+    replica_bootstrap_script,
+    replica_slot_name,
+)
+
+from .binaries import POSTGRES_BIN_DIR
+from .ports import free_port
+from .postgres import SUPERUSER, PgCluster, as_postgres, chown_to_postgres, init_cluster, make_owned_dir, remove_tree
+
+APP_DB = "app"
+APP_USER = "app"
+LOOPBACK_CIDR = "127.0.0.1/32"
+# Small, so a test can see the bound without writing gigabytes.
+MAX_SLOT_WAL_KEEP_SIZE_MB = 256
+
+
+@dataclass(frozen=True)
+class Passwords:
+    superuser: str
+    replication: str
+    app: str
+
+    @classmethod
+    def generate(cls) -> Passwords:
+        return cls(*(secrets.token_urlsafe(18) for _ in range(3)))
+
+
+@dataclass
+class LoopbackDatabase:
+    """A running primary, and the replicas started so far, all sharing one pg_hba and one set of flags."""
+
+    root: Path
+    passwords: Passwords
+    primary_settings: PrimarySettings
+    server_flags: list[str]
+    primary: PgCluster
+    replicas: dict[int, PgCluster] = field(default_factory=dict)
+
+    def connect(self, cluster: PgCluster, dbname: str = "postgres") -> psycopg.Connection:
+        """Superuser connection over TCP, authenticated like any client on the private network."""
+        return cluster.connect(dbname, password=self.passwords.superuser)
+
+    def connect_app(self, cluster: PgCluster) -> psycopg.Connection:
+        return psycopg.connect(host="127.0.0.1", port=cluster.port, user=APP_USER, dbname=APP_DB,
+                               password=self.passwords.app, connect_timeout=2, autocommit=True)
+
+    def replica_settings(self, index: int) -> ReplicaSettings:
+        replica = self.replicas.get(index)
+        return ReplicaSettings(
+            primary_host="127.0.0.1",
+            primary_port=self.primary.port,
+            slot_name=replica_slot_name(index),
+            data_dir=str(self.root / f"replica-{index}"),
+            port=replica.port if replica else free_port(),
+            bin_dir=str(POSTGRES_BIN_DIR),
+            # The replica's socket goes in the shared root; its data dir must start empty.
+            server_flags=(*self.server_flags, "-c", f"unix_socket_directories={self.root}"),
+        )
+
+    def start_replica(self, index: int, deadline_s: float = 60.0) -> PgCluster:
+        """Run the rendered bootstrap script for replica `index` until it accepts connections.
+
+        Calling it again after `replicas[index].stop()` restarts the same replica on
+        the same port and data dir. The script's output goes to `replicas[index].log_path`.
+        """
+        settings = self.replica_settings(index)
+        script = self.root / f"replica-{index}-bootstrap.sh"
+        script.write_text(replica_bootstrap_script(settings))
+        replica = self.replicas.setdefault(index, PgCluster(data_dir=Path(settings.data_dir), port=settings.port))
+        replica.launch(["sh", str(script)], deadline_s,
+                       env={**os.environ, REPLICATION_PASSWORD_ENV: self.passwords.replication})
+        return replica
+
+    def stop(self) -> None:
+        for cluster in [*self.replicas.values(), self.primary]:
+            cluster.stop()
+
+
+def run_image_initdb_steps(cluster: PgCluster, init_script: str, passwords: Passwords, workdir: Path) -> None:
+    """Do to a freshly initdb'd, running cluster what the official image's entrypoint does:
+    set the superuser password (POSTGRES_PASSWORD), then run the init script as the
+    postgres user with psql on PATH, talking to the server over its local socket."""
+    env = {
+        **os.environ,
+        "PATH": f"{POSTGRES_BIN_DIR}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "PGHOST": str(cluster.data_dir),  # PgCluster puts the socket in the data dir
+        "PGPORT": str(cluster.port),
+        "POSTGRES_PASSWORD": passwords.superuser,
+        REPLICATION_PASSWORD_ENV: passwords.replication,
+        APP_DB_PASSWORD_ENV: passwords.app,
+    }
+    set_superuser_password = (
+        "\\getenv password POSTGRES_PASSWORD\n"
+        f"ALTER ROLE {SUPERUSER} WITH PASSWORD :'password';\n"
+    )
+    run_as_postgres(["psql", "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "--username", SUPERUSER, "--dbname", "postgres"],
+                    env, stdin=set_superuser_password)
+    script = workdir / "initdb.d-hastack.sh"
+    script.write_text(init_script)
+    run_as_postgres(["bash", str(script)], env)
+
+
+def run_as_postgres(argv: list[str], env: dict[str, str], stdin: str | None = None) -> str:
+    result = subprocess.run(as_postgres(argv), env=env, input=stdin, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+@contextmanager
+def loopback_database(replicas: int = 1) -> Iterator[LoopbackDatabase]:
+    """A primary started from the rendered flags, pg_hba and init script, with slots for
+    `replicas` replicas (start them with `start_replica`). Everything stops on exit."""
+    root = make_owned_dir("hastack-pg-")
+    database: LoopbackDatabase | None = None
+    try:
+        primary = init_cluster(root, "primary")
+        settings = PrimarySettings(
+            replica_slots=tuple(replica_slot_name(index) for index in range(replicas)),
+            max_slot_wal_keep_size_mb=MAX_SLOT_WAL_KEEP_SIZE_MB,
+            replication_cidr=LOOPBACK_CIDR,
+            app_db=APP_DB,
+            app_user=APP_USER,
+            port=primary.port,
+            listen_addresses="127.0.0.1",
+        )
+        hba_file = root / "pg_hba.conf"
+        hba_file.write_text(render_pg_hba(settings))
+        chown_to_postgres(hba_file)
+        server_flags = [*primary_server_flags(settings), "-c", f"hba_file={hba_file}"]
+        database = LoopbackDatabase(root=root, passwords=Passwords.generate(), primary_settings=settings,
+                                    server_flags=server_flags, primary=primary)
+        primary.start(server_flags)
+        run_image_initdb_steps(primary, primary_init_script(settings), database.passwords, root)
+        yield database
+    finally:
+        if database is not None:
+            database.stop()
+        remove_tree(root)

@@ -1,0 +1,19 @@
+"""hastack's CrossGuard policies, importable by the pack (`policy/__main__.py`), the offline
+plan (`plan/gate.py`) and the tests. One module per group; `POLICIES` is the registry."""
+
+from __future__ import annotations
+
+from . import app, data_safety, database, load_balancer, secrets, storage
+
+PACK_NAME = "hastack-policies"
+
+POLICIES = [
+    *app.POLICIES,
+    *load_balancer.POLICIES,
+    *database.POLICIES,
+    *storage.POLICIES,
+    *secrets.POLICIES,
+    *data_safety.POLICIES,
+]
+
+POLICIES_BY_NAME = {policy.name: policy for policy in POLICIES}

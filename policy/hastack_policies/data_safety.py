@@ -1,0 +1,33 @@
+"""Data safety: resources that hold data cannot be deleted by a stray `pulumi destroy`."""
+
+from __future__ import annotations
+
+from pulumi_policy import EnforcementLevel
+
+from .base import HastackResourcePolicy
+from .resources import AZURE_FILE_SHARE, AZURE_PG_SERVER, AZURE_STORAGE_ACCOUNT, DOCKER_VOLUME, is_read_replica
+
+# Where the data lives: Docker volumes (database data dirs, uploads) and their Azure
+# counterparts. Containers and gateways are rebuilt from code and hold nothing.
+STATEFUL_TYPES = [DOCKER_VOLUME, AZURE_PG_SERVER, AZURE_STORAGE_ACCOUNT, AZURE_FILE_SHARE]
+
+
+def _check_protected(args, report, settings):
+    if args.resource_type == AZURE_PG_SERVER and is_read_replica(args.props):
+        args.not_applicable("a read replica holds a copy the primary can rebuild")
+    if not args.opts.protect:
+        report(
+            f"'{args.name}' holds data but is not protected, so `pulumi destroy` or a replace would delete it. "
+            "Fix: set hastack:protect to true for this stack (the default for a stack named prod)."
+        )
+
+
+stateful_resources_protected = HastackResourcePolicy(
+    "stateful-resources-protected",
+    "Resources that hold data (Docker volumes; PostgreSQL primary servers, storage accounts, file shares) are protected.",
+    applies_to=STATEFUL_TYPES,
+    check=_check_protected,
+    enforcement_level=EnforcementLevel.MANDATORY,
+)
+
+POLICIES = [stateful_resources_protected]

@@ -1,0 +1,115 @@
+"""Type tokens and readers for the resource props the rules look at.
+
+Props arrive as the engine hands them to a pack: camelCase input names, secrets
+unwrapped, and during preview some values unknown. Reading an unknown value through
+pulumi_policy's proxy raises `UnknownValueError`; the pack (and the plan) turn that into
+an advisory "can't be checked during preview" note instead of a verdict. The helpers here
+skip unknown list items only where an unknown item cannot change the verdict.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy.proxy import UnknownValueError
+
+# ---------------------------------------------------------------- type tokens
+
+DOCKER_CONTAINER = "docker:index/container:Container"
+DOCKER_VOLUME = "docker:index/volume:Volume"
+DOCKER_REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+DOCKER_BUILT_IMAGE = "docker:index/image:Image"
+AZURE_CONTAINER_APP = "azure-native:app:ContainerApp"
+AZURE_PG_SERVER = "azure-native:dbforpostgresql:Server"
+AZURE_PG_CONFIGURATION = "azure-native:dbforpostgresql:Configuration"
+AZURE_APP_GATEWAY = "azure-native:network:ApplicationGateway"
+AZURE_WAF_POLICY = "azure-native:network:WebApplicationFirewallPolicy"
+AZURE_STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
+AZURE_FILE_SHARE = "azure-native:storage:FileShare"
+
+# The hastack components that own Docker containers. A container's role (app replica,
+# PostgreSQL node, load balancer) is the component it belongs to, which its URN names:
+# urn:pulumi:<stack>::hastack::pulumi:pulumi:Stack$hastack:docker:App$docker:index/container:Container::app-0
+DOCKER_APP_COMPONENT = "hastack:docker:App"
+DOCKER_DATABASE_COMPONENT = "hastack:docker:Database"
+DOCKER_LOAD_BALANCER_COMPONENT = "hastack:docker:LoadBalancer"
+
+
+def known_items(values: Sequence[Any] | None) -> Iterator[Any]:
+    """The list items that are known now; unknown ones (preview) are skipped."""
+    for index in range(len(values or ())):
+        try:
+            yield values[index]
+        except UnknownValueError:
+            continue
+
+
+# ---------------------------------------------------------------- docker containers
+
+
+def docker_env(props: Mapping[str, Any]) -> dict[str, str]:
+    """A container's `envs` (a list of `KEY=VALUE`) as a dict, unknown entries skipped."""
+    env = {}
+    for entry in known_items(props.get("envs")):
+        name, _, value = str(entry).partition("=")
+        env[name] = value
+    return env
+
+
+def uploaded_files(props: Mapping[str, Any]) -> dict[str, str]:
+    """Files uploaded into a container: path -> text content (base64 content is not read)."""
+    return {str(u.get("file")): str(u.get("content") or "") for u in known_items(props.get("uploads"))}
+
+
+def owning_component(urn: str) -> str | None:
+    """The innermost hastack component type in a URN's type chain, if any."""
+    type_chain = urn.split("::")[2] if urn.count("::") >= 3 else ""
+    owners = [t for t in type_chain.split("$")[:-1] if t.startswith("hastack:")]
+    return owners[-1] if owners else None
+
+
+def is_app_container(urn: str) -> bool:
+    return owning_component(urn) == DOCKER_APP_COMPONENT
+
+
+def is_load_balancer_container(urn: str) -> bool:
+    return owning_component(urn) == DOCKER_LOAD_BALANCER_COMPONENT
+
+
+def is_database_container(urn: str) -> bool:
+    return owning_component(urn) == DOCKER_DATABASE_COMPONENT
+
+
+# ---------------------------------------------------------------- azure
+
+
+def is_read_replica(props: Mapping[str, Any]) -> bool:
+    """A Flexible Server read replica: HA and backups are the primary's business."""
+    return str(props.get("createMode") or "").lower() == "replica"
+
+
+def app_containers(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The containers of a Container App's template."""
+    return list(known_items((props.get("template") or {}).get("containers")))
+
+
+# ---------------------------------------------------------------- images
+
+# A tag is what follows the last ':' of the last path part; a registry port is not a tag.
+_TAG = re.compile(r":([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")
+# A local image id, which Docker containers get from a pulled or built image resource.
+_IMAGE_ID = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+
+def image_pin_problem(image: str) -> str | None:
+    """Why `image` is not pinned, or None when it is (an id, a digest, or a tag other than latest)."""
+    if "@sha256:" in image or _IMAGE_ID.match(image):
+        return None
+    tag = _TAG.search(image.rsplit("/", 1)[-1])
+    if tag is None:
+        return "has no tag, so it means ':latest'"
+    if tag.group(1) == "latest":
+        return "uses the moving tag 'latest'"
+    return None

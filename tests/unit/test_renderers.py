@@ -1,0 +1,224 @@
+"""Pure text assertions on the renderers (the real binaries run them in tests/integration)."""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.config import HealthCheckConfig
+from components.render import haproxy, postgres
+from components.render.haproxy import Backend, HaproxySettings, render_haproxy_cfg
+from components.render.postgres import (
+    PrimarySettings,
+    ReplicaSettings,
+    primary_init_script,
+    primary_server_flags,
+    render_pg_hba,
+    replica_bootstrap_script,
+    replica_slot_name,
+)
+
+
+def lb_settings(replicas: int = 2, **overrides) -> HaproxySettings:
+    fields = dict(frontend_port=8080, stats_port=8404,
+                  backends=tuple(Backend(f"app-{i}", f"app-{i}", 8000) for i in range(replicas)),
+                  health_path="/readyz", interval_ms=500, fall=2, rise=2, timeout_check_ms=1000)
+    return HaproxySettings(**{**fields, **overrides})
+
+
+def primary_settings(**overrides) -> PrimarySettings:
+    fields = dict(replica_slots=("replica_0", "replica_1"), max_slot_wal_keep_size_mb=4096,
+                  replication_cidr="172.28.0.0/16", app_db="shop", app_user="shop_app")
+    return PrimarySettings(**{**fields, **overrides})
+
+
+def replica_settings(**overrides) -> ReplicaSettings:
+    fields = dict(primary_host="db-primary", primary_port=5432, slot_name="replica_1",
+                  data_dir="/var/lib/postgresql/data")
+    return ReplicaSettings(**{**fields, **overrides})
+
+
+def flag_values(flags: list[str]) -> dict[str, str]:
+    assert flags[::2] == ["-c"] * (len(flags) // 2), "flags must be -c name=value pairs"
+    return dict(pair.split("=", 1) for pair in flags[1::2])
+
+
+def normalized(text: str) -> str:
+    return re.sub(r"[ \t]+", " ", text)
+
+
+# ---------------------------------------------------------------- postgres
+
+
+def test_slot_names_are_one_per_replica_index() -> None:
+    assert [replica_slot_name(i) for i in range(3)] == ["replica_0", "replica_1", "replica_2"]
+    with pytest.raises(ValueError):
+        replica_slot_name(-1)
+
+
+def test_primary_flags_enable_replication_with_bounded_slot_wal() -> None:
+    values = flag_values(primary_server_flags(primary_settings(max_slot_wal_keep_size_mb=2048)))
+    assert values["wal_level"] == "replica"
+    assert values["max_slot_wal_keep_size"] == "2048MB"
+    assert int(values["max_wal_senders"]) >= 2 and int(values["max_replication_slots"]) >= 2
+    assert values["hot_standby"] == "on"
+    assert values["hot_standby_feedback"] == "on"
+    assert values["password_encryption"] == "scram-sha-256"
+    assert values["listen_addresses"] == "*"
+    assert values["wal_keep_size"].endswith("MB")
+    assert "archive_mode" not in values  # off until something consumes the archive
+
+
+@pytest.mark.parametrize("unbounded", [0, -1])
+def test_slot_wal_must_be_bounded(unbounded: int) -> None:
+    with pytest.raises(ValueError, match="unbounded"):
+        primary_settings(max_slot_wal_keep_size_mb=unbounded)
+
+
+def test_pg_hba_admits_replication_from_the_private_network_only() -> None:
+    hba = normalized(render_pg_hba(primary_settings()))
+    assert "host replication replicator 172.28.0.0/16 scram-sha-256" in hba
+    assert "host all all 172.28.0.0/16 scram-sha-256" in hba
+    assert "trust" not in hba and "0.0.0.0/0" not in hba
+
+
+def test_init_script_creates_roles_slots_and_app_db() -> None:
+    script = primary_init_script(primary_settings())
+    assert "CREATE ROLE replicator WITH LOGIN REPLICATION PASSWORD :'replication_password';" in script
+    assert "CREATE ROLE shop_app WITH LOGIN PASSWORD :'app_password';" in script
+    assert "CREATE DATABASE shop OWNER shop_app;" in script
+    for slot in ("replica_0", "replica_1"):
+        assert f"SELECT pg_create_physical_replication_slot('{slot}');" in script
+
+
+def test_passwords_come_only_from_the_environment() -> None:
+    init = primary_init_script(primary_settings())
+    assert "\\getenv replication_password REPLICATION_PASSWORD" in init
+    assert "\\getenv app_password APP_DB_PASSWORD" in init
+    bootstrap = replica_bootstrap_script(replica_settings())
+    assert 'export PGPASSWORD="$REPLICATION_PASSWORD"' in bootstrap
+    rendered = [init, bootstrap, render_pg_hba(primary_settings()), " ".join(primary_server_flags(primary_settings())),
+                render_haproxy_cfg(lb_settings())]
+    # A literal would be `password=<value>` or `PASSWORD '<value>'`; `PGPASSWORD="$VAR"` is an env reference.
+    literal_password = re.compile(r"password\s*=\s*(?![\"']?\$)\S|PASSWORD\s+'", re.IGNORECASE)
+    for text in rendered:
+        assert not literal_password.search(text), text
+
+
+def test_replica_script_bootstraps_from_its_slot_and_execs_postgres() -> None:
+    flags = tuple(primary_server_flags(primary_settings()))
+    script = replica_bootstrap_script(replica_settings(server_flags=flags, port=5433))
+    assert "-R -X stream -S replica_1" in script
+    assert "pg_basebackup -h db-primary -p 5432 -U replicator" in script
+    assert "--create-slot --if-not-exists -S replica_1" in script
+    # The replica's own port comes last, so it wins over the primary's flags.
+    assert script.rstrip().endswith("-c port=5433")
+    assert "exec postgres -D \"$data_dir\" -c 'listen_addresses=*'" in script
+
+
+def test_replica_script_waits_for_the_primary_a_bounded_time() -> None:
+    script = replica_bootstrap_script(replica_settings(primary_wait_s=30))
+    assert "until pg_isready -h db-primary -p 5432 -t 1 -q" in script
+    assert '-ge 30 ]' in script
+
+
+def test_replica_script_uses_bin_dir_when_given() -> None:
+    script = replica_bootstrap_script(replica_settings(bin_dir="/usr/lib/postgresql/15/bin"))
+    assert "/usr/lib/postgresql/15/bin/pg_basebackup " in script
+    assert "exec /usr/lib/postgresql/15/bin/postgres " in script
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs a shell to parse the scripts")
+def test_scripts_are_valid_shell(tmp_path: Path) -> None:
+    for shell, text in [("sh", replica_bootstrap_script(replica_settings())),
+                        ("bash", primary_init_script(primary_settings()))]:
+        path = tmp_path / f"script.{shell}"
+        path.write_text(text)
+        result = subprocess.run([shell, "-n", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("bad", [
+    dict(app_db="shop; DROP TABLE x"),
+    dict(app_user="Shop"),
+    dict(replica_slots=("replica-0",)),
+    dict(replica_slots=("replica_0", "replica_0")),
+    dict(replication_cidr="everywhere"),
+])
+def test_primary_settings_reject_text_that_would_break_sql_or_hba(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        primary_settings(**bad)
+
+
+@pytest.mark.parametrize("bad", [
+    dict(primary_host="db; rm -rf /"),
+    dict(slot_name="$(reboot)"),
+    dict(data_dir="relative/data"),
+])
+def test_replica_settings_reject_text_that_would_break_the_script(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        replica_settings(**bad)
+
+
+# ---------------------------------------------------------------- haproxy
+
+
+def test_haproxy_checks_every_backend_actively() -> None:
+    cfg = render_haproxy_cfg(lb_settings(replicas=3))
+    assert "option httpchk GET /readyz" in cfg
+    assert "http-check expect status 200" in cfg
+    servers = re.findall(r"^\s+server (\S+) (\S+) check$", cfg, re.MULTILINE)
+    assert servers == [("app-0", "app-0:8000"), ("app-1", "app-1:8000"), ("app-2", "app-2:8000")]
+
+
+def test_haproxy_has_fast_ejection_and_retries() -> None:
+    cfg = render_haproxy_cfg(lb_settings(interval_ms=400, fall=3, rise=2))
+    default_server = next(line for line in cfg.splitlines() if "default-server" in line)
+    for option in ["inter 400ms", "fastinter 200ms", "downinter 400ms", "fall 3", "rise 2", "observe layer7",
+                   "error-limit", "on-error mark-down", "init-addr last,libc,none"]:
+        assert option in default_server
+    for line in ["retries 3", "option redispatch 1", "retry-on conn-failure empty-response response-timeout 503",
+                 "timeout connect 1s", "timeout check 1000ms", "balance roundrobin"]:
+        assert f"    {line}\n" in cfg
+
+
+def test_default_health_check_ejects_within_one_second() -> None:
+    health = HealthCheckConfig()
+    settings = lb_settings(interval_ms=health.interval_ms, fall=health.fall)
+    worst_case_ms = settings.interval_ms + (settings.fall - 1) * settings.fastinter_ms
+    assert worst_case_ms <= 1000
+
+
+def test_haproxy_uses_docker_dns_only_when_given_a_resolver() -> None:
+    with_dns = render_haproxy_cfg(lb_settings(resolver="127.0.0.11:53"))
+    assert "resolvers docker\n    nameserver dns 127.0.0.11:53\n" in with_dns
+    assert "resolvers docker resolve-prefer ipv4" in with_dns
+    without = render_haproxy_cfg(lb_settings())
+    assert "resolvers" not in without and "nameserver" not in without
+
+
+def test_haproxy_stats_port_serves_prometheus_and_optional_admin_socket() -> None:
+    cfg = render_haproxy_cfg(lb_settings(bind_address="127.0.0.1", stats_socket="/run/haproxy/admin.sock"))
+    assert "bind 127.0.0.1:8404" in cfg and "bind 127.0.0.1:8080" in cfg
+    assert "http-request use-service prometheus-exporter if { path /metrics }" in cfg
+    assert "stats socket /run/haproxy/admin.sock mode 600 level admin" in cfg
+    assert "stats socket" not in render_haproxy_cfg(lb_settings())
+
+
+@pytest.mark.parametrize("backends", [(), (Backend("app-0", "a", 1), Backend("app-0", "b", 1))], ids=["none", "duplicate"])
+def test_haproxy_settings_reject_unusable_backends(backends: tuple[Backend, ...]) -> None:
+    with pytest.raises(ValueError):
+        lb_settings(backends=backends)
+
+
+@pytest.mark.parametrize("module", [haproxy, postgres])
+def test_renderers_import_no_pulumi(module) -> None:
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not any(name.startswith("pulumi") for name in imported)

@@ -1,0 +1,71 @@
+"""No generated secret reaches a resource input or a stack output in plaintext.
+
+Every pulumi-random password resolves under the fakes to `fake-secret-<name>`, so any
+occurrence of that prefix outside a Pulumi secret wrapper is a leak: into a container
+env, an uploaded file, a label, a URL, an exported output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from plan.engine import SECRET_SIG, SECRET_SIG_KEY, run_stack_file
+from plan.fakes import FAKE_SECRET_PREFIX
+from tests.unit.mock_run import SHIPPED_STACK_FILES
+
+
+def find_secret_values(value: Any, path: str = "", inside_secret: bool = False) -> tuple[list[str], set[str]]:
+    """(paths where a fake secret appears in plaintext, fake secrets seen inside a wrapper)."""
+    leaks: list[str] = []
+    wrapped: set[str] = set()
+    if isinstance(value, dict):
+        now_secret = inside_secret or value.get(SECRET_SIG_KEY) == SECRET_SIG
+        for key, item in value.items():
+            more_leaks, more_wrapped = find_secret_values(item, f"{path}.{key}", now_secret)
+            leaks += more_leaks
+            wrapped |= more_wrapped
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            more_leaks, more_wrapped = find_secret_values(item, f"{path}[{index}]", inside_secret)
+            leaks += more_leaks
+            wrapped |= more_wrapped
+    elif isinstance(value, str) and FAKE_SECRET_PREFIX in value:
+        if inside_secret:
+            wrapped.add(value)
+        else:
+            leaks.append(path)
+    return leaks, wrapped
+
+
+def test_the_scan_finds_a_plaintext_secret_and_accepts_a_wrapped_one():
+    wrapped_value = {SECRET_SIG_KEY: SECRET_SIG, "value": ["A=fake-secret-x"]}
+    leaks, wrapped = find_secret_values({"envs": ["B=fake-secret-y", wrapped_value]})
+    assert leaks == [".envs[0]"]
+    assert wrapped == {"A=fake-secret-x"}
+
+
+def test_every_shipped_stack_file_is_scanned():
+    assert any(path.name == "Pulumi.dev.yaml" for path in SHIPPED_STACK_FILES)
+
+
+@pytest.mark.parametrize("stack_file", SHIPPED_STACK_FILES, ids=lambda path: path.name)
+def test_no_generated_secret_is_plaintext_in_any_input_or_output(stack_file):
+    run = run_stack_file(stack_file)
+    generated = {f"{FAKE_SECRET_PREFIX}{r.name}" for r in run.of_type("random:index/randomPassword:RandomPassword")}
+    assert generated, "the stack generates no secrets, so this scan proves nothing"
+
+    leaks: list[str] = []
+    wrapped: set[str] = set()
+    for resource in run.resources:
+        more_leaks, more_wrapped = find_secret_values(resource.wire_inputs, resource.name)
+        leaks += more_leaks
+        wrapped |= more_wrapped
+    output_leaks, output_wrapped = find_secret_values(run.wire_outputs, "outputs")
+    leaks += output_leaks
+    wrapped |= output_wrapped
+
+    assert leaks == []
+    # The secrets do flow into inputs and outputs (wrapped), so the scan had something to find.
+    assert wrapped, "no generated secret reached any input or output"
