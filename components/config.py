@@ -44,6 +44,10 @@ MANAGED_POSTGRES_VERSIONS = ("15", "16", "17")
 
 # Azure prod spreads app replicas over the region's three availability zones.
 AZURE_PROD_MIN_REPLICAS = 3
+# Flexible Server refuses these as the admin login (database.user on Azure).
+AZURE_RESERVED_ADMIN_LOGINS = frozenset(
+    {"admin", "administrator", "azure_pg_admin", "azure_superuser", "guest", "public", "root"}
+)
 
 # Env names the platform sets itself; a user value would silently lose.
 RESERVED_ENV = frozenset({"NODE_ID", "DATABASE_URL", "DATABASE_READ_URL", "PORT", "STORAGE_PATH"})
@@ -54,8 +58,10 @@ PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 AZURE_REGION = re.compile(r"^[a-z]+[a-z0-9]*$")
 # Resource group names: letters, digits, '-', '_', '.', '(' and ')', not ending in '.'.
 AZURE_RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
-# Key Vault secret URL, optionally pinned to a version.
-KEY_VAULT_SECRET_URL = re.compile(r"^https://[a-z0-9-]{3,24}\.vault\.azure\.net/secrets/[A-Za-z0-9-]+(/[a-f0-9]{32})?/?$")
+# Key Vault secret URL (public, China and US Government clouds), optionally pinned to a version.
+KEY_VAULT_SECRET_URL = re.compile(
+    r"^https://[a-z0-9-]{3,24}\.vault\.(azure\.net|azure\.cn|usgovcloudapi\.net)/secrets/[A-Za-z0-9-]+(/[a-f0-9]{32})?/?$"
+)
 
 # Flexible Server compute: each tier runs one VM family (Standard_B2s, Standard_D4ds_v5, Standard_E4ds_v5).
 MANAGED_SKU_FAMILIES = {"Burstable": "Standard_B", "GeneralPurpose": "Standard_D", "MemoryOptimized": "Standard_E"}
@@ -475,6 +481,11 @@ class StackConfig(_Model):
             )
         if self.storage.driver != "local":
             raise ValueError("storage.driver/nfs are Docker-only; on Azure choose storage.protocol: SMB or NFS")
+        if self.database.user in AZURE_RESERVED_ADMIN_LOGINS or self.database.user.startswith("pg_"):
+            raise ValueError(
+                f"database.user {self.database.user!r} cannot be a Flexible Server admin login; "
+                f"reserved: {', '.join(sorted(AZURE_RESERVED_ADMIN_LOGINS))} and names starting with pg_"
+            )
         if self.azure.alert_email is None:
             raise ValueError("platform 'azure' needs azure.alertEmail: metric alerts (DB, gateway) are emailed there")
         return self

@@ -9,8 +9,8 @@ Usage:
 
     secrets = StackSecrets("secrets", StackSecretsArgs(app_secret_names=["JWT_SECRET"]))
     secrets.db_superuser_password     # Output[str], secret
-    secrets.db_replication_password   # Output[str], secret
-    secrets.db_app_password           # Output[str], secret
+    secrets.db_replication_password   # Output[str], secret (self-hosted DB only, else None)
+    secrets.db_app_password           # Output[str], secret (self-hosted DB only, else None)
     secrets.app_secrets["JWT_SECRET"] # Output[str], secret
 """
 
@@ -31,22 +31,25 @@ PASSWORD_LENGTH = 32
 class StackSecretsArgs:
     # Env names (e.g. JWT_SECRET) of app secrets; each gets its own generated value.
     app_secret_names: Sequence[str] = ()
+    # A self-hosted PostgreSQL has a replication role and an app role besides the
+    # superuser; a managed server has only its admin login, so nothing else is generated.
+    self_hosted_database: bool = True
 
 
 class StackSecrets(pulumi.ComponentResource):
     """DB superuser, replication and app passwords, plus one value per app secret name."""
 
     db_superuser_password: pulumi.Output[str]
-    db_replication_password: pulumi.Output[str]
-    db_app_password: pulumi.Output[str]
+    db_replication_password: pulumi.Output[str] | None
+    db_app_password: pulumi.Output[str] | None
     app_secrets: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: StackSecretsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:index:Secrets", name, None, opts)
         self._name = name
         self.db_superuser_password = self._generate("db-superuser")
-        self.db_replication_password = self._generate("db-replication")
-        self.db_app_password = self._generate("db-app")
+        self.db_replication_password = self._generate("db-replication") if args.self_hosted_database else None
+        self.db_app_password = self._generate("db-app") if args.self_hosted_database else None
         self.app_secrets = {
             secret_name: self._generate(f"app-{secret_name.lower().replace('_', '-')}")
             for secret_name in args.app_secret_names

@@ -129,9 +129,11 @@ class AppProcess:
 
 
 def start_app(node_id: str, *, database_url: str, storage_path: Path, log_dir: Path,
-              read_url: str | None = None, extra_env: Mapping[str, str] | None = None) -> AppProcess:
-    """Start one replica on a free port without waiting for it (see `wait_live`)."""
-    port = free_port()
+              read_url: str | None = None, extra_env: Mapping[str, str] | None = None,
+              port: int | None = None) -> AppProcess:
+    """Start one replica without waiting for it (see `wait_live`), on `port` (a restart
+    behind an LB that knows the old one) or a free one."""
+    port = port or free_port()
     env = {key: value for key, value in os.environ.items() if key not in _PLATFORM_ENV}
     env.update(LOOPBACK_ENV)
     env.update({

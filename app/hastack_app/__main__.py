@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 
 import uvicorn
@@ -30,8 +31,9 @@ class DrainingServer(uvicorn.Server):
         self.drain_s = drain_s
         self.drain_started = False
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.drain_task: asyncio.Task | None = None  # held: the loop keeps only weak refs
 
-    async def startup(self, sockets=None) -> None:
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         await super().startup(sockets)
 
@@ -41,8 +43,11 @@ class DrainingServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self.drain_started = True
-        # A signal handler may not touch the running loop directly.
-        self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._drain(runtime, sig, frame)))
+        self.loop.call_soon_threadsafe(self._start_drain, runtime, sig, frame)
+
+    def _start_drain(self, runtime, sig, frame) -> None:
+        # Runs on the loop; a signal handler may not create tasks itself.
+        self.drain_task = self.loop.create_task(self._drain(runtime, sig, frame))
 
     async def _drain(self, runtime, sig, frame) -> None:
         logging.getLogger("hastack_app").info("draining for %ss before shutdown", self.drain_s)
@@ -66,6 +71,7 @@ def main() -> None:
         access_log=settings.access_log,
     )
     DrainingServer(config, drain_s=settings.shutdown_drain_s).run()
+
 
 if __name__ == "__main__":
     main()

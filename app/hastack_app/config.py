@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 VERSION = "1.0.0"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 class ConfigError(RuntimeError):
@@ -37,6 +38,13 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
         raise ConfigError(f"{name} must be an integer (got {raw!r})") from None
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum} (got {raw!r})")
+    return value
+
+
+def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)} (got {env[name]!r})")
     return value
 
 
@@ -83,7 +91,7 @@ class Settings:
             node_id=node_id_from(env),
             host=env.get("HOST") or "0.0.0.0",
             port=_int(env, "PORT", 8000),
-            log_level=(env.get("LOG_LEVEL") or "info").lower(),
+            log_level=_choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
             access_log=(env.get("ACCESS_LOG") or "false").lower() == "true",
             database_url=database_url,
             database_read_url=env.get("DATABASE_READ_URL") or database_url,

@@ -16,11 +16,12 @@ from .config import Settings
 
 def connection_kwargs(settings: Settings, role: str) -> dict:
     # application_name makes each replica's sessions visible in pg_stat_activity,
-    # which is how /maintenance reports which node holds the singleton lock.
+    # which is how /maintenance reports which node holds the singleton lock. The node
+    # id goes last: Postgres truncates the name at 63 bytes.
     return {
         "autocommit": True,
         "connect_timeout": max(1, round(settings.db_connect_timeout_s)),
-        "application_name": f"hastack-app:{settings.node_id}:{role}",
+        "application_name": f"hastack:{role}:{settings.node_id}",
     }
 
 

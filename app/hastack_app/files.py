@@ -67,8 +67,9 @@ def delete(directory: Path, name: str) -> bool:
 
 def probe(directory: Path, node_id: str) -> None:
     """Write, read back and delete a small file; raises OSError when storage is unusable.
-    The name is per node so replicas probing at once do not trip over each other."""
-    path = directory / f".readyz-{re.sub(r'[^A-Za-z0-9_-]', '_', node_id)}"
+    The name is unique per call, as probes from several replicas (and several checkers
+    of one replica) overlap."""
+    path = directory / f".readyz-{re.sub(r'[^A-Za-z0-9_-]', '_', node_id)}-{uuid.uuid4().hex}"
     expected = uuid.uuid4().bytes
     path.write_bytes(expected)
     try:

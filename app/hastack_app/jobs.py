@@ -101,19 +101,20 @@ class Worker:
         while True:
             try:
                 job = await self._claim()
-            except Exception as error:  # database down or failing over: keep trying
+            except Exception as error:  # database down or failing over: keep trying, gently
                 log.warning("claiming a job failed: %s", error)
-                job = None
+                await asyncio.sleep(max(poll_s, 1.0))
+                continue
             if job is None:
                 await asyncio.sleep(poll_s)
                 continue
             self.current = job
-            await self._work(job)
             try:
-                await self._complete(job)
-            except Exception as error:
-                log.warning("completing job %s failed; the stale reclaim will retry it: %s",
-                            job.id, error)
+                await self._work(job)
+            except Exception as error:  # the job's own failure; the worker carries on
+                await self._finish(job, "failed", f"{type(error).__name__}: {error}")
+            else:
+                await self._finish(job, "done")
             self.current = None
 
     async def _claim(self) -> ClaimedJob | None:
@@ -131,19 +132,25 @@ class Worker:
         # tests and `verify` can hold a job in flight long enough to kill a worker.
         await asyncio.sleep(float(job.payload.get("work_s", self.db.settings.job_work_s)))
 
-    async def _complete(self, job: ClaimedJob) -> None:
-        async with self.db.writer.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                """UPDATE jobs SET status = 'done', finished_at = now()
-                   WHERE id = %s AND status = 'processing' AND attempts = %s""",
-                (job.id, job.attempt))
-            if cur.rowcount == 1:
-                await conn.execute(
-                    "INSERT INTO job_completions (job_id, node_id, attempt) VALUES (%s, %s, %s)",
-                    (job.id, self.node_id, job.attempt))
-            else:
-                log.warning("job %s attempt %s was reclaimed before it finished; dropped",
-                            job.id, job.attempt)
+    async def _finish(self, job: ClaimedJob, status: str, error: str | None = None) -> None:
+        """Record the outcome, fenced on the attempt: if the job was reclaimed meanwhile,
+        this run's outcome is dropped and the newer attempt's stands."""
+        try:
+            async with self.db.writer.connection() as conn, conn.transaction():
+                cur = await conn.execute(
+                    """UPDATE jobs SET status = %s, error = %s, finished_at = now()
+                       WHERE id = %s AND status = 'processing' AND attempts = %s""",
+                    (status, error, job.id, job.attempt))
+                if cur.rowcount == 0:
+                    log.warning("job %s attempt %s was reclaimed before it finished; dropped",
+                                job.id, job.attempt)
+                elif status == "done":
+                    await conn.execute(
+                        "INSERT INTO job_completions (job_id, node_id, attempt) VALUES (%s, %s, %s)",
+                        (job.id, self.node_id, job.attempt))
+        except Exception as problem:  # database lost: the job stays processing until reclaimed
+            log.warning("recording job %s as %s failed; the stale reclaim will retry it: %s",
+                        job.id, status, problem)
 
     async def _release(self, job: ClaimedJob) -> None:
         try:

@@ -80,8 +80,8 @@ def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def error(status: int, message: str, **extra) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
 
 
 async def json_body(request: Request) -> dict:

@@ -84,5 +84,5 @@ async def lock_holder(db: Database) -> str | None:
             (_LOCK_CLASSID, _LOCK_OBJID))).fetchone()
     if row is None:
         return None
-    # application_name is "hastack-app:<node_id>:maintenance" (see db.connection_kwargs)
-    return row[0].split(":", 1)[-1].rsplit(":", 1)[0]
+    # application_name is "hastack:maintenance:<node_id>" (see db.connection_kwargs)
+    return row[0].split(":", 2)[-1]

@@ -93,7 +93,7 @@ class App(pulumi.ComponentResource):
             location="global",
             opts=child,
         )
-        privatedns.PrivateRecordSet(
+        wildcard_record = privatedns.PrivateRecordSet(
             f"{name}-env-dns-wildcard",
             resource_group_name=args.resource_group_name,
             private_zone_name=environment_dns.name,
@@ -103,7 +103,7 @@ class App(pulumi.ComponentResource):
             a_records=[privatedns.ARecordArgs(ipv4_address=environment.static_ip)],
             opts=child,
         )
-        privatedns.VirtualNetworkLink(
+        environment_dns_link = privatedns.VirtualNetworkLink(
             f"{name}-env-dns-link",
             resource_group_name=args.resource_group_name,
             private_zone_name=environment_dns.name,
@@ -179,10 +179,13 @@ class App(pulumi.ComponentResource):
         self.environment_id = environment.id
         self.container_app_id = container_app.id
         self.container_app_name = container_app.name
-        # Container Apps names an app `<app>.<environment default domain>`. Reading it from
+        # Container Apps names an app `<app>.<environment default domain>`. (Reading
         # `configuration.ingress.fqdn` instead would make it secret: that output also
-        # carries the app's secrets.
-        self.fqdn = pulumi.Output.concat(container_app.name, ".", environment.default_domain)
+        # carries the app's secrets.) It is handed out only once the name resolves in the
+        # VNet, so the gateway never starts probing a name it cannot look up.
+        self.fqdn = pulumi.Output.all(
+            container_app.name, environment.default_domain, wildcard_record.id, environment_dns_link.id
+        ).apply(lambda parts: f"{parts[0]}.{parts[1]}")
         self.register_outputs(
             {
                 "workspaceId": self.workspace_id,

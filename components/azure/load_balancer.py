@@ -8,6 +8,7 @@ place that builds them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pulumi
@@ -106,9 +107,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 opts=child,
             )
 
-        def part(kind: str, child_name: str) -> network.SubResourceArgs:
-            return gateway_child_id(gateway_id, kind, child_name)
-
+        part = functools.partial(gateway_child_id, gateway_id)
         check = settings.health_check
         frontend_ports = [network.ApplicationGatewayFrontendPortArgs(name=HTTP_PORT_NAME, port=settings.port)]
         http_listener = network.ApplicationGatewayHttpListenerArgs(
@@ -121,7 +120,7 @@ class LoadBalancer(pulumi.ComponentResource):
         ssl_certificates = []
         redirects = []
         if certificate_reader is None:
-            rules = [_route(HTTP_LISTENER, 100, part)]
+            rules = [_route(gateway_id, HTTP_LISTENER, priority=100)]
         else:
             frontend_ports.append(network.ApplicationGatewayFrontendPortArgs(name=HTTPS_PORT_NAME, port=HTTPS_PORT))
             listeners.append(
@@ -149,7 +148,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 )
             )
             rules = [
-                _route(HTTPS_LISTENER, 100, part),
+                _route(gateway_id, HTTPS_LISTENER, priority=100),
                 network.ApplicationGatewayRequestRoutingRuleArgs(
                     name=HTTPS_REDIRECT,
                     rule_type="Basic",
@@ -240,13 +239,13 @@ class LoadBalancer(pulumi.ComponentResource):
         self.register_outputs({"gatewayId": self.gateway_id, "publicIp": self.public_ip, "url": self.url})
 
 
-def _route(listener: str, priority: int, part) -> network.ApplicationGatewayRequestRoutingRuleArgs:
+def _route(gateway_id: pulumi.Input[str], listener: str, priority: int) -> network.ApplicationGatewayRequestRoutingRuleArgs:
     """Send everything a listener receives to the Container App."""
     return network.ApplicationGatewayRequestRoutingRuleArgs(
         name=f"{listener}-to-app",
         rule_type="Basic",
         priority=priority,
-        http_listener=part("httpListeners", listener),
-        backend_address_pool=part("backendAddressPools", BACKEND_POOL),
-        backend_http_settings=part("backendHttpSettingsCollection", BACKEND_SETTINGS),
+        http_listener=gateway_child_id(gateway_id, "httpListeners", listener),
+        backend_address_pool=gateway_child_id(gateway_id, "backendAddressPools", BACKEND_POOL),
+        backend_http_settings=gateway_child_id(gateway_id, "backendHttpSettingsCollection", BACKEND_SETTINGS),
     )

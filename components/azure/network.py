@@ -75,7 +75,7 @@ class Network(pulumi.ComponentResource):
         # Subnets of one VNet are written one after another: Azure rejects concurrent
         # subnet writes with AnotherOperationInProgress.
         apps_subnet = network.Subnet(
-            f"{name}-apps",
+            f"{name}-apps-subnet",
             resource_group_name=self.resource_group_name,
             virtual_network_name=vnet.name,
             address_prefix=plan.apps,
@@ -85,7 +85,7 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         database_subnet = network.Subnet(
-            f"{name}-database",
+            f"{name}-database-subnet",
             resource_group_name=self.resource_group_name,
             virtual_network_name=vnet.name,
             address_prefix=plan.database,
@@ -95,7 +95,7 @@ class Network(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[apps_subnet]),
         )
         gateway_subnet = network.Subnet(
-            f"{name}-gateway",
+            f"{name}-gateway-subnet",
             resource_group_name=self.resource_group_name,
             virtual_network_name=vnet.name,
             address_prefix=plan.gateway,

@@ -45,7 +45,7 @@ def build_azure_stack(config: StackConfig) -> dict[str, Any]:
             existing_resource_group=azure.resource_group_name,
         ),
     )
-    secrets = StackSecrets(f"{prefix}-secrets", StackSecretsArgs(app_secret_names=config.app.generated_secrets))
+    secrets = StackSecrets(f"{prefix}-secrets", StackSecretsArgs(app_secret_names=config.app.generated_secrets, self_hosted_database=False))
 
     database = Database(
         prefix,
@@ -113,8 +113,8 @@ def build_azure_stack(config: StackConfig) -> dict[str, Any]:
         MonitoringArgs(
             resource_group_name=network.resource_group_name,
             workspace_id=app.workspace_id,
-            # Required on platform azure by the config rules.
-            alert_email=azure.alert_email or "",
+            # Never None here: the config rules require it on platform azure.
+            alert_email=azure.alert_email,
             database_primary_id=database.primary_id,
             database_replica_ids=database.replica_ids,
             environment_id=app.environment_id,

@@ -99,6 +99,8 @@ def render_patroni_yml(s: PatroniSettings) -> str:
         "data_dir": s.data_dir,
         # Patroni talks to its own postgres over the socket, which pg_hba admits by peer.
         "use_unix_socket": True,
+        # A new replica's base backup starts at once instead of after a spread checkpoint.
+        "basebackup": [{"checkpoint": "fast"}],
         "pg_hba": [line for line in render_pg_hba(s.database).splitlines() if line and not line.startswith("#")],
         "authentication": {
             "superuser": {"username": SUPERUSER},

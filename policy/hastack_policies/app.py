@@ -61,7 +61,8 @@ def _check_health_checks(args, report, settings):
         if not is_app_container(args.urn):
             args.not_applicable("not an app replica")
         tests = list((props.get("healthcheck") or {}).get("tests") or [])
-        if not tests or tests[0] == "NONE":
+        # ["NONE"] switches off the image's healthcheck; ["CMD"] alone runs nothing.
+        if not tests or tests[0] == "NONE" or len(tests) < 2:
             report(
                 "This app container has no Docker healthcheck, so a hung replica keeps getting traffic. "
                 "Fix: give the container a healthcheck on the health path (hastack:app.healthPath / healthcheckCommand)."

@@ -95,25 +95,28 @@ def test_only_one_process_holds_the_maintenance_lock(start_apps, fresh_database)
     assert after[0]["holder"] != holders[0]
 
 
-def test_sigterm_returns_the_claimed_job_to_the_queue(start_apps, fresh_database):
-    # Stale reclaim effectively off: only the shutdown path can requeue the job.
-    replicas = start_apps(2, fresh_database, extra_env={"JOB_STALE_AFTER_S": "600", "SHUTDOWN_DRAIN_S": "2"})
-    by_node = {replica.node_id: replica for replica in replicas}
-    job_id = httpx.post(f"{replicas[0].url}/jobs", json={"payload": {"work_s": 3.0}}).json()["ids"][0]
+def test_a_failing_job_is_marked_failed_and_the_worker_carries_on(start_apps, fresh_database):
+    (replica,) = start_apps(1, fresh_database)
+    bad, good = (httpx.post(f"{replica.url}/jobs", json={"payload": payload, "batch": "mixed"}).json()["ids"][0]
+                 for payload in ({"work_s": "not a number"}, {}))
+    stats = wait_for_batch(replica.url, "mixed", 2, deadline_s=10)
+    assert stats["by_status"]["failed"] == 1 and stats["by_status"]["done"] == 1
+    failed = httpx.get(f"{replica.url}/jobs/{bad}").json()
+    assert failed["status"] == "failed" and "ValueError" in failed["error"]
+    assert httpx.get(f"{replica.url}/jobs/{good}").json()["status"] == "done"
+
+
+def test_a_stale_job_is_given_up_after_max_attempts(start_apps, fresh_database):
+    replicas = start_apps(2, fresh_database, extra_env={"JOB_STALE_AFTER_S": "0.5", "JOB_MAX_ATTEMPTS": "1"})
+    job_id = httpx.post(f"{replicas[0].url}/jobs", json={"payload": {"work_s": 30}}).json()["ids"][0]
 
     def job(url: str) -> dict:
         return httpx.get(f"{url}/jobs/{job_id}", timeout=5).json()
 
     wait_until(lambda: job(replicas[0].url)["status"] == "processing", 10, "job claimed")
-    leaving = by_node[job(replicas[0].url)["node_id"]]
-    staying = next(replica for replica in replicas if replica is not leaving)
-    leaving.terminate()
-
-    # While draining, the leaving replica still serves but reports not ready.
-    wait_until(lambda: httpx.get(f"{leaving.url}/readyz", timeout=5).status_code == 503, 5, "readyz 503 while draining")
-    assert httpx.get(f"{leaving.url}/livez", timeout=5).status_code == 200
-    wait_until(lambda: job(staying.url)["status"] == "done", 15, "job finished by the staying replica")
-    finished = job(staying.url)
-    assert finished["node_id"] == staying.node_id
-    assert finished["completions"] == 1
-    leaving.wait_exit(10)
+    victim = next(replica for replica in replicas if replica.node_id == job(replicas[0].url)["node_id"])
+    victim.kill()
+    survivor = next(replica for replica in replicas if replica.running)
+    wait_until(lambda: job(survivor.url)["status"] == "failed", 10, "job given up")
+    assert job(survivor.url)["error"] == "gave up after 1 attempts"
+    assert job(survivor.url)["completions"] == 0

@@ -30,6 +30,7 @@ def test_defaults_and_the_read_url_falling_back_to_the_writer():
     ({**REQUIRED, "JOB_STALE_AFTER_S": "soon"}, "JOB_STALE_AFTER_S must be a number"),
     ({**REQUIRED, "SHUTDOWN_DRAIN_S": "-1"}, "SHUTDOWN_DRAIN_S must be >= 0"),
     ({**REQUIRED, "DB_POOL_MAX": "0"}, "DB_POOL_MAX must be >= 1"),
+    ({**REQUIRED, "LOG_LEVEL": "verbose"}, "LOG_LEVEL must be one of critical, error"),
 ])
 def test_bad_environment_names_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):

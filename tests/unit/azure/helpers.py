@@ -73,8 +73,8 @@ def replica_servers(run: ProgramRun) -> list[RecordedResource]:
 
 
 def subnet_named(run: ProgramRun, purpose: str) -> RecordedResource:
-    """The subnet whose logical name ends in `-<purpose>` (apps, database, gateway)."""
-    return next(r for r in run.of_type(SUBNET) if r.name.endswith(f"-{purpose}"))
+    """The subnet whose logical name ends in `-<purpose>-subnet` (apps, database, gateway)."""
+    return next(r for r in run.of_type(SUBNET) if r.name.endswith(f"-{purpose}-subnet"))
 
 
 def resource_id(resource: RecordedResource) -> str:

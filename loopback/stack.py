@@ -1,0 +1,191 @@
+"""The whole "stack on loopback": what `pulumi up -s dev` builds in Docker, as processes
+on 127.0.0.1, every piece configured by the same renderers the Docker components use.
+
+- PostgreSQL primary + streaming replicas (loopback/replication.py: rendered flags,
+  pg_hba, init script and replica bootstrap script);
+- N reference-app processes (loopback/app.py) whose DATABASE_URL / DATABASE_READ_URL
+  list every DB node, as the Docker platform builds them (libpq multi-host with
+  target_session_attrs=read-write / prefer-standby), and one shared temp dir as the
+  uploads mount;
+- HAProxy (loopback/haproxy.py) from the rendered haproxy.cfg in front of the apps.
+
+    with loopback_stack(app_replicas=3) as stack:
+        httpx.get(stack.url + "/")
+        stack.apps[1].kill()
+        stack.haproxy.wait_for_server("app-1", DOWN, deadline_s=5)
+        stack.restart_app(1)
+
+On exit every process the stack started has ended and its temp dirs are gone.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.config import HealthCheckConfig
+
+from .app import AppProcess, app_cluster, database_url, start_app
+from .binaries import find
+from .haproxy import UP, LoopbackHaproxy, loopback_settings
+from .postgres import SUPERUSER, PgCluster, as_postgres, remove_tree
+from .replication import APP_DB, APP_USER, LoopbackDatabase, loopback_database
+
+# The app's readiness path: the LB's health check, as in the shipped stacks.
+HEALTH_PATH = "/readyz"
+
+# How long a SIGTERMed app keeps serving while /readyz says 503, before it stops
+# accepting connections. It must outlast the LB's ejection of an unready server,
+# interval + (fall - 1) * fastinter = 750 ms with the default health check, so no
+# request is ever sent to a closed socket; the margin covers a busy 2-core CI box.
+SHUTDOWN_DRAIN_S = 1.5
+
+# The app's seconds to connect to a database host: short, so a dead node listed first
+# in a multi-host URL costs little before libpq tries the next one.
+DB_CONNECT_TIMEOUT_S = 1
+
+
+@dataclass
+class LoopbackStack:
+    """A running stack. `restart_app(i)` replaces `apps[i]` in place, in the very list
+    app_cluster stops on exit; a replaced process has always exited already."""
+
+    root: Path
+    storage: Path
+    db: LoopbackDatabase
+    apps: list[AppProcess]
+    haproxy: LoopbackHaproxy
+    writer_url: str
+    reader_url: str
+    app_env: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        """The load balancer: what clients of the Docker stack reach on its published port."""
+        return self.haproxy.url
+
+    @property
+    def primary(self) -> PgCluster:
+        return self.db.primary
+
+    @property
+    def replica(self) -> PgCluster:
+        """The first DB replica."""
+        return self.db.replicas[0]
+
+    def restart_app(self, index: int, deadline_s: float = 30.0) -> AppProcess:
+        """Start app `index` again, on the port the LB knows it by, once the old process
+        has exited; returns when it is ready (the LB still has to see it UP)."""
+        old = self.apps[index]
+        if old.running:
+            raise RuntimeError(f"{old.node_id} is still running; kill or terminate it first")
+        new = start_app(old.node_id, database_url=self.writer_url, read_url=self.reader_url,
+                        storage_path=self.storage, log_dir=self.root, extra_env=self.app_env, port=old.port)
+        self.apps[index] = new
+        new.wait_ready(deadline_s)
+        return new
+
+    def wait_all_up(self, deadline_s: float = 30.0) -> None:
+        for app in self.apps:
+            self.haproxy.wait_for_server(app.node_id, UP, deadline_s)
+
+    def promote_command(self, replica_index: int = 0) -> list[str]:
+        """The runbook's manual failover, loopback form: `SELECT pg_promote()` through
+        psql as the postgres OS user on the replica's local socket (the pg_hba `local
+        ... peer` line), exactly as `docker exec <replica> psql -U postgres -c ...` does
+        in a container. See docs/runbooks.md."""
+        replica = self.db.replicas[replica_index]
+        return as_postgres([find("psql"), "-h", str(self.db.root), "-p", str(replica.port), "-U", SUPERUSER,
+                            "-d", "postgres", "-X", "-tA", "-c", "SELECT pg_promote()"])
+
+    def promote(self, replica_index: int = 0) -> None:
+        """Run `promote_command`; pg_promote() waits (60 s by default) until the
+        replica accepts writes and returns true, else false."""
+        result = subprocess.run(self.promote_command(replica_index), capture_output=True, text=True, timeout=90)
+        if result.returncode != 0 or result.stdout.strip() != "t":
+            raise RuntimeError(f"promotion failed ({result.returncode}): {result.stdout}{result.stderr}")
+
+    def pids(self) -> set[int]:
+        """Every live process the stack started, with all their descendants (postgres
+        backends, haproxy workers)."""
+        roots = {app.process.pid for app in self.apps}
+        roots |= {cluster.process.pid for cluster in [self.db.primary, *self.db.replicas.values()]
+                  if cluster.process is not None}
+        if self.haproxy.process is not None:
+            roots.add(self.haproxy.process.pid)
+        return process_tree(roots)
+
+
+def process_tree(roots: set[int]) -> set[int]:
+    """The live pids among `roots` and their descendants, from /proc (zombies excluded).
+    Parentage rather than session: postgres puts every backend in a session of its own."""
+    children: dict[int, list[int]] = {}
+    alive = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended while we looked
+            continue
+        # The fields after the parenthesised command name start: state, ppid, ...
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if state != "Z":
+            alive.add(int(entry.name))
+            children.setdefault(int(ppid), []).append(int(entry.name))
+    found, pending = set(), [pid for pid in roots if pid in alive]
+    while pending:
+        pid = pending.pop()
+        found.add(pid)
+        pending += children.get(pid, [])
+    return found
+
+
+def _node_urls(db: LoopbackDatabase) -> tuple[str, str]:
+    """DATABASE_URL and DATABASE_READ_URL as the Docker platform builds them: every node,
+    primary first, libpq choosing by role, so the app follows a promotion unchanged."""
+    nodes = [("127.0.0.1", db.primary.port)] + [("127.0.0.1", replica.port) for replica in db.replicas.values()]
+    return (database_url(nodes, APP_DB, user=APP_USER, target_session_attrs="read-write"),
+            database_url(nodes, APP_DB, user=APP_USER, target_session_attrs="prefer-standby"))
+
+
+@contextmanager
+def loopback_stack(app_replicas: int = 3, db_replicas: int = 1, *,
+                   app_env: Mapping[str, str] | None = None,
+                   health: HealthCheckConfig = HealthCheckConfig()) -> Iterator[LoopbackStack]:
+    """Start the stack, wait until the LB sees every app UP, yield it; stop it all on exit.
+
+    `app_env` adds to or overrides the app's environment (loopback/app.py LOOPBACK_ENV).
+    """
+    root = Path(tempfile.mkdtemp(prefix="hastack-stack-"))
+    try:
+        with ExitStack() as running:
+            db = running.enter_context(loopback_database(replicas=db_replicas))
+            for index in range(db_replicas):
+                db.start_replica(index)
+            writer_url, reader_url = _node_urls(db)
+            storage = root / "shared"
+            storage.mkdir()
+            env = {
+                "SHUTDOWN_DRAIN_S": str(SHUTDOWN_DRAIN_S),
+                "DB_CONNECT_TIMEOUT_S": str(DB_CONNECT_TIMEOUT_S),
+                # The Docker stack puts the password in the URL; libpq reads it from here too.
+                "PGPASSWORD": db.passwords.app,
+                **(app_env or {}),
+            }
+            apps = running.enter_context(app_cluster(app_replicas, writer_url, storage, root,
+                                                     read_url=reader_url, extra_env=env))
+            haproxy = LoopbackHaproxy(loopback_settings({app.node_id: app.port for app in apps},
+                                                        HEALTH_PATH, health), root)
+            stack = LoopbackStack(root=root, storage=storage, db=db, apps=apps, haproxy=haproxy,
+                                  writer_url=writer_url, reader_url=reader_url, app_env=env)
+            running.enter_context(haproxy)
+            stack.wait_all_up()
+            yield stack
+    finally:
+        remove_tree(root)
