@@ -269,7 +269,7 @@ def replica_lag_bytes(stack: LoopbackStack, slot: str = "replica_0") -> int | No
 def reader_sessions(stack: LoopbackStack, cluster: PgCluster) -> int:
     with stack.db.connect(cluster) as conn:
         return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
-                            ("hastack-app:%:reader",)).fetchone()[0]
+                            ("hastack:reader:%",)).fetchone()[0]
 
 
 def db_replica_loss(stack: LoopbackStack) -> DbReplicaLossResult:

@@ -83,3 +83,17 @@ def test_bad_file_names_the_file(tmp_path):
     path.write_text("{not json")
     with pytest.raises(PolicyConfigError, match="not valid JSON"):
         load_policy_config(path)
+
+
+def test_docs_table_matches_the_shipped_levels():
+    """docs/policy.md lists every policy with its default and per-stack levels."""
+    docs = (POLICY_DIR.parent / "docs" / "policy.md").read_text()
+    short = {"advisory": "A", "mandatory": "M", "disabled": "off", "remediate": "R"}
+    stacks = ["dev", "staging", "prod"]
+    configs = {stack: load_policy_config(POLICY_DIR / f"config.{stack}.json") for stack in stacks}
+    for policy in POLICIES:
+        row = next((line for line in docs.splitlines() if line.startswith(f"| `{policy.name}` |")), None)
+        assert row, f"docs/policy.md has no row for {policy.name}"
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        expected = [short[policy.enforcement_level.value]] + [short[configs[s][policy.name].enforcement_level.value] for s in stacks]
+        assert cells[2:6] == expected, policy.name
