@@ -58,7 +58,7 @@ class Figure:
     detail: dict = field(default_factory=dict)
 
     def json(self) -> str:
-        value = round(self.value, 4) if isinstance(self.value, float) else self.value
+        value = round(self.value, 6) if isinstance(self.value, float) else self.value
         return json.dumps({"figure": self.figure, "value": value, "unit": self.unit, "drill": self.drill,
                            **self.detail})
 

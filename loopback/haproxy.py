@@ -29,9 +29,10 @@ DOWN = "DOWN"
 
 
 def loopback_settings(backend_ports: Mapping[str, int], health_path: str,
-                      health: HealthCheckConfig = HealthCheckConfig()) -> HaproxySettings:
+                      health: HealthCheckConfig | None = None) -> HaproxySettings:
     """Settings for an LB on 127.0.0.1 in front of `{server name: port}`, with the
-    health-check timing the Docker stack gets from the same config defaults."""
+    health-check timing the Docker stack gets from the same config (its defaults if None)."""
+    health = health or HealthCheckConfig()
     return HaproxySettings(
         frontend_port=free_port(),
         stats_port=free_port(),

@@ -20,6 +20,7 @@ import psycopg
 
 from .binaries import find
 from .ports import free_port
+from .processes import kill_tree
 
 SUPERUSER = "postgres"
 
@@ -94,9 +95,12 @@ class PgCluster:
         raise TimeoutError(f"postgres on port {self.port} not ready after {deadline_s}s:\n{self.log_tail()}")
 
     def kill(self) -> None:
-        """SIGKILL the postmaster (a crash), and reap it."""
+        """SIGKILL the postmaster and all its backends (a crash, as when its container is
+        killed), and reap it. Backends are not in the postmaster's process group, and a
+        new postmaster refuses to start while an old backend still holds the shared
+        memory, so all of them must be gone before this returns."""
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            kill_tree(self.process.pid)
             self.process.wait(timeout=30)
 
     def stop(self) -> None:

@@ -124,18 +124,17 @@ def run_image_initdb_steps(cluster: PgCluster, init_script: str, passwords: Pass
         "\\getenv password POSTGRES_PASSWORD\n"
         f"ALTER ROLE {SUPERUSER} WITH PASSWORD :'password';\n"
     )
-    run_as_postgres(["psql", "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "--username", SUPERUSER, "--dbname", "postgres"],
+    _run_as_postgres(["psql", "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "--username", SUPERUSER, "--dbname", "postgres"],
                     env, stdin=set_superuser_password)
     script = workdir / "initdb.d-hastack.sh"
     script.write_text(init_script)
-    run_as_postgres(["bash", str(script)], env)
+    _run_as_postgres(["bash", str(script)], env)
 
 
-def run_as_postgres(argv: list[str], env: dict[str, str], stdin: str | None = None) -> str:
+def _run_as_postgres(argv: list[str], env: dict[str, str], stdin: str | None = None) -> None:
     result = subprocess.run(as_postgres(argv), env=env, input=stdin, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
-    return result.stdout
 
 
 @contextmanager

@@ -34,6 +34,7 @@ from .app import AppProcess, app_cluster, database_url, start_app
 from .binaries import find
 from .haproxy import UP, LoopbackHaproxy, loopback_settings
 from .postgres import SUPERUSER, PgCluster, as_postgres, remove_tree
+from .processes import process_tree
 from .replication import APP_DB, APP_USER, LoopbackDatabase, loopback_database
 
 # The app's readiness path: the LB's health check, as in the shipped stacks.
@@ -119,31 +120,6 @@ class LoopbackStack:
         if self.haproxy.process is not None:
             roots.add(self.haproxy.process.pid)
         return process_tree(roots)
-
-
-def process_tree(roots: set[int]) -> set[int]:
-    """The live pids among `roots` and their descendants, from /proc (zombies excluded).
-    Parentage rather than session: postgres puts every backend in a session of its own."""
-    children: dict[int, list[int]] = {}
-    alive = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # ended while we looked
-            continue
-        # The fields after the parenthesised command name start: state, ppid, ...
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if state != "Z":
-            alive.add(int(entry.name))
-            children.setdefault(int(ppid), []).append(int(entry.name))
-    found, pending = set(), [pid for pid in roots if pid in alive]
-    while pending:
-        pid = pending.pop()
-        found.add(pid)
-        pending += children.get(pid, [])
-    return found
 
 
 def _node_urls(db: LoopbackDatabase) -> tuple[str, str]:

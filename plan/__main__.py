@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     print(f"\nResources ({len(run.resources)}):")
     print("\n".join(resource_tree(run)))
     print("\nPolicies:")
-    print("\n".join(verdict_lines(run, verdicts)))
+    print("\n".join(verdict_lines(run, verdicts, settings)))
     print(f"\n{summary_line(verdicts)}")
     return EXIT_VIOLATIONS if any(v.blocks for v in verdicts) else EXIT_PASS
 

@@ -10,10 +10,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from pulumi_policy import EnforcementLevel
+from policy.hastack_policies.config_file import PolicySetting
 
 from .engine import ProgramRun, RecordedResource
-from .gate import STACK_WIDE, Outcome, Verdict
+from .gate import Outcome, Verdict
 
 
 def _whole_numbers(value: Any) -> Any:
@@ -114,10 +114,11 @@ def _describe(resource: RecordedResource, children: list[RecordedResource]) -> s
 
 def resource_tree(run: ProgramRun) -> list[str]:
     """One line per resource, children indented under their parent component."""
+    top = ""  # children of the stack itself
     children: dict[str, list[RecordedResource]] = defaultdict(list)
     urns = {r.urn for r in run.resources}
     for resource in run.resources:
-        children[resource.parent if resource.parent in urns else STACK_WIDE].append(resource)
+        children[resource.parent if resource.parent in urns else top].append(resource)
     lines: list[str] = []
 
     def walk(parent: str, depth: int) -> None:
@@ -125,7 +126,7 @@ def resource_tree(run: ProgramRun) -> list[str]:
             lines.append("  " * depth + _describe(child, children[child.urn]))
             walk(child.urn, depth + 1)
 
-    walk(STACK_WIDE, 1)
+    walk(top, 1)
     return lines
 
 
@@ -135,18 +136,17 @@ def _label(verdict: Verdict) -> str:
     return {Outcome.PASSED: "ok", Outcome.UNKNOWN: "unknown"}[verdict.outcome]
 
 
-def verdict_lines(run: ProgramRun, verdicts: list[Verdict]) -> list[str]:
-    """Per policy: its level, then one line per verdict (resource, outcome, message)."""
+def verdict_lines(run: ProgramRun, verdicts: list[Verdict], settings: dict[str, PolicySetting]) -> list[str]:
+    """Per policy: its configured level, then one line per verdict (resource, outcome, message)."""
     names = {r.urn: r.name for r in run.resources}
     by_policy: dict[str, list[Verdict]] = defaultdict(list)
     for verdict in verdicts:
         by_policy[verdict.policy].append(verdict)
     lines = []
     for policy, group in by_policy.items():
-        level = next((v.level for v in group if v.outcome is not Outcome.UNKNOWN), EnforcementLevel.ADVISORY)
-        lines.append(f"  {policy} ({level.value})")
+        lines.append(f"  {policy} ({settings[policy].enforcement_level.value})")
         for verdict in group:
-            subject = names.get(verdict.urn, "stack") if verdict.urn != STACK_WIDE else "stack"
+            subject = names.get(verdict.urn, "stack")
             message = f": {verdict.message}" if verdict.message else ""
             lines.append(f"    {_label(verdict):<8} {subject}{message}")
     return lines

@@ -7,4 +7,7 @@ so every renderer is a plain function of its settings and can be tested anywhere
 - `haproxy`:  haproxy.cfg for the load balancer
 - `postgres`: primary server flags, pg_hba.conf, the initdb-time init script and the
               replica bootstrap script
+- `patroni`:  patroni.yml and its post-bootstrap script, for automatic failover
+
+docs/render.md lists who consumes each output.
 """

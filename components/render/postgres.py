@@ -171,8 +171,9 @@ class ReplicaSettings:
     bin_dir: str | None = None
     # Usually primary_server_flags(...) plus anything node-specific.
     server_flags: tuple[str, ...] = ()
-    # How long a first bootstrap waits for the primary to accept connections.
-    primary_wait_s: int = 120
+    # How many times (about one a second) a first bootstrap checks whether the primary
+    # accepts connections before giving up; the container's restart policy retries.
+    primary_wait_attempts: int = 120
 
     def __post_init__(self) -> None:
         _check_identifier(self.slot_name, "slot name")
@@ -180,8 +181,8 @@ class ReplicaSettings:
             raise ValueError(f"primary_host must be a host name or IPv4 address, got {self.primary_host!r}")
         if not self.data_dir.startswith("/"):
             raise ValueError(f"data_dir must be absolute, got {self.data_dir!r}")
-        if self.primary_wait_s < 1:
-            raise ValueError("primary_wait_s must be >= 1")
+        if self.primary_wait_attempts < 1:
+            raise ValueError("primary_wait_attempts must be >= 1")
 
 
 def replica_bootstrap_script(s: ReplicaSettings) -> str:
@@ -233,14 +234,14 @@ else
     waited=0
     until {tool("pg_isready")} -h {q(s.primary_host)} -p {s.primary_port} -t 1 -q; do
         waited=$((waited + 1))
-        if [ "$waited" -ge {s.primary_wait_s} ]; then
-            echo "hastack-replica: primary {s.primary_host}:{s.primary_port} not ready after {s.primary_wait_s} tries" >&2
+        if [ "$waited" -ge {s.primary_wait_attempts} ]; then
+            echo "hastack-replica: primary {s.primary_host}:{s.primary_port} not ready after {s.primary_wait_attempts} tries" >&2
             exit 1
         fi
         sleep 1
     done
 
-    export PGPASSWORD="${REPLICATION_PASSWORD_ENV}"
+    export PGPASSWORD="${{{REPLICATION_PASSWORD_ENV}:?{REPLICATION_PASSWORD_ENV} must be set to bootstrap a replica}}"
     # Names this replica in pg_stat_replication; -R keeps it in primary_conninfo.
     export PGAPPNAME={q(s.slot_name)}
     # The primary's init script created the slots it knew of at initdb time; a replica

@@ -170,7 +170,10 @@ SECURE_TRANSPORT_PARAMETER = "require_secure_transport"
 
 
 def _configuration_name(resource) -> str:
-    return str(resource.props.get("configurationName") or resource.name)
+    """The server parameter a Configuration sets: the `configurationName` input, or the
+    `name` the API reports in the state stack rules see after an update."""
+    props = resource.props
+    return str(props.get("configurationName") if "configurationName" in props else props.get("name"))
 
 
 def _check_secure_transport(args, report, settings):

@@ -85,9 +85,19 @@ def is_database_container(urn: str) -> bool:
 # ---------------------------------------------------------------- azure
 
 
+# `replicationRole` values the Flexible Server API reports for a read replica.
+_REPLICA_ROLES = {"asyncreplica", "geoasyncreplica"}
+
+
 def is_read_replica(props: Mapping[str, Any]) -> bool:
-    """A Flexible Server read replica: HA and backups are the primary's business."""
-    return str(props.get("createMode") or "").lower() == "replica"
+    """A Flexible Server read replica: HA and backups are the primary's business.
+
+    Resource rules see inputs, where `createMode: Replica` says it. Stack rules see the
+    resource's state after preview/update, where the create-only `createMode` may be
+    absent and the API's `replicationRole` says it instead."""
+    if "createMode" in props:
+        return str(props.get("createMode")).lower() == "replica"
+    return str(props.get("replicationRole") or "").lower() in _REPLICA_ROLES
 
 
 def app_containers(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -16,6 +16,8 @@ import pytest
 from loopback.app import AppProcess, app_cluster, database_url
 from loopback.binaries import MissingBinary, find, in_ci
 from loopback.postgres import PgCluster, init_cluster, make_owned_dir, remove_tree
+from loopback.stack import LoopbackStack
+from loopback.stack import loopback_stack as running_loopback_stack
 
 # Durability is not under test; these make initdb'd clusters fast on a shared CI box.
 FAST_POSTGRES_FLAGS = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
@@ -103,3 +105,24 @@ def start_apps(workdir: Path, shared_storage: Path) -> Iterator[Callable[..., li
             return clusters.enter_context(app_cluster(replicas, database_url, log_dir=workdir, **kwargs))
 
         yield start
+
+
+@pytest.fixture
+def stack_binaries_installed() -> None:
+    """Every binary the whole stack on loopback (loopback/stack.py) runs."""
+    require_binaries("haproxy", "initdb", "postgres", "pg_isready", "pg_basebackup", "pg_receivewal", "psql")
+
+
+@pytest.fixture
+def pgbench_installed() -> None:
+    require_binaries("pgbench")
+
+
+@pytest.fixture
+def loopback_stack(stack_binaries_installed: None) -> Iterator[LoopbackStack]:
+    """The whole stack on loopback, as `pulumi up -s dev` builds it in Docker: 3 app
+    replicas behind HAProxy, a DB primary + streaming replica, a shared temp dir; all
+    from the Docker components' renderers. Every process ends and every dir goes in
+    teardown."""
+    with running_loopback_stack() as stack:
+        yield stack

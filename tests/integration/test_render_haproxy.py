@@ -127,6 +127,13 @@ def test_haproxy_starts_while_backend_names_do_not_resolve(tmp_path: Path) -> No
         assert status == 503
 
 
+def test_haproxy_stats_port_serves_prometheus_metrics_and_its_own_health(balancer: LoopbackHaproxy) -> None:
+    status, metrics = get(balancer.stats_url + "/metrics")
+    assert status == 200
+    assert 'haproxy_server_status{proxy="app",server="app-0",state="UP"} 1' in metrics
+    assert get(balancer.stats_url + "/healthz") == (200, "ok")
+
+
 def test_haproxy_balances_and_ejects_an_unready_server(balancer: LoopbackHaproxy,
                                                        two_apps: list[FlippableApp]) -> None:
     answered_by = {get(balancer.url + "/")[1] for _ in range(6)}

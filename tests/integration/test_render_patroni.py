@@ -134,7 +134,8 @@ def patroni_cluster(etcd_endpoint: str) -> Iterator[tuple[list[PatroniNode], Pas
     post_bootstrap = root / "post-bootstrap.sh"
     post_bootstrap.write_text(patroni_post_bootstrap_script(database, bin_dir=str(POSTGRES_BIN_DIR)))
     post_bootstrap.chmod(0o755)
-    env = {**os.environ, SUPERUSER_PASSWORD_ENV: passwords.superuser,
+    # HOME: Patroni writes its pgpass file there, and /root is not the postgres user's.
+    env = {**os.environ, "HOME": str(root), SUPERUSER_PASSWORD_ENV: passwords.superuser,
            REPLICATION_PASSWORD_ENV: passwords.replication, APP_DB_PASSWORD_ENV: passwords.app}
     nodes = []
     for index in range(2):
@@ -208,8 +209,12 @@ class SteadyWriter(threading.Thread):
 
 def test_patroni_fails_over_within_ten_seconds_without_losing_commits(patroni_cluster) -> None:
     nodes, passwords = patroni_cluster
-    wait_until(lambda: sorted(roles(nodes).values()) == ["leader", "sync_standby"], deadline_s=90,
-               what="a leader and a sync standby", interval_s=0.2)
+    def leader_and_sync_standby() -> bool:
+        exited = [node.name for node in nodes if node.process.poll() is not None]
+        assert not exited, f"patroni exited on {exited}"
+        return sorted(roles(nodes).values()) == ["leader", "sync_standby"]
+
+    wait_until(leader_and_sync_standby, deadline_s=90, what="a leader and a sync standby", interval_s=0.2)
     with writer(nodes, passwords) as conn:
         conn.execute("CREATE TABLE notes (id int PRIMARY KEY)")
 

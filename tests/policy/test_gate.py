@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from plan.__main__ import EXIT_CANNOT_PLAN, EXIT_PASS, EXIT_VIOLATIONS, main, shipped_stacks
 from plan.engine import run_stack_file
 from plan.fakes import FAKE_SECRET_PREFIX
-from plan.gate import evaluate
+from plan.gate import Outcome, evaluate
 from policy.hastack_policies.config_file import load_policy_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -160,6 +161,15 @@ def test_tampered_program_output_fails_the_named_policy(stack, policy, name, pat
     _tamper(run.by_name(name), path, value)
     verdicts = evaluate(run, load_policy_config(REPO / "policy" / f"config.{stack}.json"))
     assert {v.policy for v in verdicts if v.blocks} == {policy}
+
+
+def test_value_unknown_during_preview_is_reported_not_failed():
+    run = _shipped_run("prod")
+    _tamper(run.by_name("hastack-prod-files"), "minimumTlsVersion", UNKNOWN_STRING_VALUE)
+    verdicts = evaluate(run, load_policy_config(REPO / "policy" / "config.prod.json"))
+    tls = [v for v in verdicts if v.policy == "storage-min-tls"]
+    assert [v.outcome for v in tls] == [Outcome.UNKNOWN]
+    assert not any(v.blocks for v in verdicts)
 
 
 def test_every_policy_is_broken_by_some_gate_test():

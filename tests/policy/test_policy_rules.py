@@ -277,6 +277,11 @@ STACK_CASES = [
     ("db-secure-transport", [pg_server(), pg_read_replica(), secure_transport("on")], False),
     ("db-secure-transport", [pg_server(), secure_transport("off")], True),
     ("db-secure-transport", [pg_server()], True),
+    # After `pulumi up`, stack rules see state: create-only inputs gone, API names instead.
+    ("db-streaming-replica", [Res(AZURE_PG_SERVER, {"replicationRole": "Primary"}), Res(AZURE_PG_SERVER, {"replicationRole": "AsyncReplica"})], False),
+    ("db-streaming-replica", [Res(AZURE_PG_SERVER, {"replicationRole": "Primary"})], True),
+    ("db-secure-transport", [Res(AZURE_PG_SERVER, {"replicationRole": "Primary"}), Res(AZURE_PG_CONFIGURATION, {"name": "require_secure_transport", "value": "ON"})], False),
+    ("db-secure-transport", [Res(AZURE_PG_SERVER, {"replicationRole": "Primary"}), Res(AZURE_PG_CONFIGURATION, {"name": "require_secure_transport", "value": "OFF"})], True),
 ]
 
 

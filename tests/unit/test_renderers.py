@@ -9,10 +9,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.config import HealthCheckConfig
-from components.render import haproxy, postgres
+from components.render import haproxy, patroni, postgres
 from components.render.haproxy import Backend, HaproxySettings, render_haproxy_cfg
+from components.render.patroni import PatroniSettings, patroni_post_bootstrap_script, render_patroni_yml
 from components.render.postgres import (
     PrimarySettings,
     ReplicaSettings,
@@ -46,6 +48,11 @@ def replica_settings(**overrides) -> ReplicaSettings:
 def flag_values(flags: list[str]) -> dict[str, str]:
     assert flags[::2] == ["-c"] * (len(flags) // 2), "flags must be -c name=value pairs"
     return dict(pair.split("=", 1) for pair in flags[1::2])
+
+
+# A literal password would be `password=<value>`, `password: <value>` or `PASSWORD '<value>'`;
+# `PGPASSWORD="$VAR"` only refers to the environment.
+LITERAL_PASSWORD = re.compile(r"password(\s*=\s*|:\s+)(?![\"']?\$)\S|PASSWORD\s+'", re.IGNORECASE)
 
 
 def normalized(text: str) -> str:
@@ -101,13 +108,11 @@ def test_passwords_come_only_from_the_environment() -> None:
     assert "\\getenv replication_password REPLICATION_PASSWORD" in init
     assert "\\getenv app_password APP_DB_PASSWORD" in init
     bootstrap = replica_bootstrap_script(replica_settings())
-    assert 'export PGPASSWORD="$REPLICATION_PASSWORD"' in bootstrap
+    assert 'export PGPASSWORD="${REPLICATION_PASSWORD:?' in bootstrap
     rendered = [init, bootstrap, render_pg_hba(primary_settings()), " ".join(primary_server_flags(primary_settings())),
                 render_haproxy_cfg(lb_settings())]
-    # A literal would be `password=<value>` or `PASSWORD '<value>'`; `PGPASSWORD="$VAR"` is an env reference.
-    literal_password = re.compile(r"password\s*=\s*(?![\"']?\$)\S|PASSWORD\s+'", re.IGNORECASE)
     for text in rendered:
-        assert not literal_password.search(text), text
+        assert not LITERAL_PASSWORD.search(text), text
 
 
 def test_replica_script_bootstraps_from_its_slot_and_execs_postgres() -> None:
@@ -122,7 +127,7 @@ def test_replica_script_bootstraps_from_its_slot_and_execs_postgres() -> None:
 
 
 def test_replica_script_waits_for_the_primary_a_bounded_time() -> None:
-    script = replica_bootstrap_script(replica_settings(primary_wait_s=30))
+    script = replica_bootstrap_script(replica_settings(primary_wait_attempts=30))
     assert "until pg_isready -h db-primary -p 5432 -t 1 -q" in script
     assert '-ge 30 ]' in script
 
@@ -136,7 +141,8 @@ def test_replica_script_uses_bin_dir_when_given() -> None:
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs a shell to parse the scripts")
 def test_scripts_are_valid_shell(tmp_path: Path) -> None:
     for shell, text in [("sh", replica_bootstrap_script(replica_settings())),
-                        ("bash", primary_init_script(primary_settings()))]:
+                        ("bash", primary_init_script(primary_settings())),
+                        ("bash", patroni_post_bootstrap_script(primary_settings()))]:
         path = tmp_path / f"script.{shell}"
         path.write_text(text)
         result = subprocess.run([shell, "-n", str(path)], capture_output=True, text=True)
@@ -163,6 +169,51 @@ def test_primary_settings_reject_text_that_would_break_sql_or_hba(bad: dict) -> 
 def test_replica_settings_reject_text_that_would_break_the_script(bad: dict) -> None:
     with pytest.raises(ValueError):
         replica_settings(**bad)
+
+
+# ---------------------------------------------------------------- patroni
+
+
+def patroni_settings(**overrides) -> PatroniSettings:
+    fields = dict(scope="shop", node_name="db-0", etcd_hosts=("etcd-0:2379", "etcd-1:2379"),
+                  restapi_listen="0.0.0.0:8008", restapi_connect_address="db-0:8008",
+                  postgres_listen="0.0.0.0:5432", postgres_connect_address="db-0:5432",
+                  data_dir="/var/lib/postgresql/data", database=primary_settings())
+    return PatroniSettings(**{**fields, **overrides})
+
+
+def test_patroni_yml_runs_synchronous_mode_tuned_for_fast_failover() -> None:
+    document = yaml.safe_load(render_patroni_yml(patroni_settings()))
+    dcs = document["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] is True
+    assert dcs["ttl"] + dcs["loop_wait"] <= 10  # the leader lease expires, then one loop to promote
+    assert dcs["ttl"] >= dcs["loop_wait"] + 2 * dcs["retry_timeout"]
+    assert document["etcd3"]["hosts"] == ["etcd-0:2379", "etcd-1:2379"]
+    assert document["postgresql"]["connect_address"] == "db-0:5432"
+
+
+def test_patroni_yml_reuses_the_manual_mode_settings_without_passwords() -> None:
+    text = render_patroni_yml(patroni_settings())
+    document = yaml.safe_load(text)
+    parameters = document["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    assert parameters["max_slot_wal_keep_size"] == "4096MB"
+    assert "listen_addresses" not in parameters and "port" not in parameters  # from postgresql.listen
+    assert "host replication replicator 172.28.0.0/16 scram-sha-256" in map(normalized, document["postgresql"]["pg_hba"])
+    assert document["postgresql"]["authentication"] == {"superuser": {"username": "postgres"},
+                                                        "replication": {"username": "replicator"}}
+    assert not LITERAL_PASSWORD.search(text)
+
+
+def test_patroni_rejects_a_ttl_a_dcs_hiccup_would_expire() -> None:
+    with pytest.raises(ValueError, match="ttl_s"):
+        patroni_settings(ttl_s=4, loop_wait_s=1, retry_timeout_s=2)
+
+
+def test_patroni_post_bootstrap_creates_the_app_database_from_env() -> None:
+    script = patroni_post_bootstrap_script(primary_settings())
+    assert 'psql -v ON_ERROR_STOP=1 --no-psqlrc --dbname "$1"' in script
+    assert "\\getenv app_password APP_DB_PASSWORD" in script
+    assert "CREATE DATABASE shop OWNER shop_app;" in script
 
 
 # ---------------------------------------------------------------- haproxy
@@ -216,7 +267,7 @@ def test_haproxy_settings_reject_unusable_backends(backends: tuple[Backend, ...]
         lb_settings(backends=backends)
 
 
-@pytest.mark.parametrize("module", [haproxy, postgres])
+@pytest.mark.parametrize("module", [haproxy, postgres, patroni])
 def test_renderers_import_no_pulumi(module) -> None:
     tree = ast.parse(Path(module.__file__).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}

@@ -1,0 +1,57 @@
+"""The HA drills (loopback/drills.py), each on a fresh stack on loopback, printing one
+JSON line per measured figure.
+
+    uv run python -m bench drills                      # all five
+    uv run python -m bench.drills replica_crash        # just some
+    uv run python -m bench.drills --list
+
+Needs haproxy and postgresql-15 (apt-get install -y haproxy postgresql-15). Every
+process and the load target 127.0.0.1 only; each drill's load is bounded in requests
+and seconds (loopback/drills.py LOAD_*).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+from loopback import drills
+from loopback.binaries import MissingBinary
+from loopback.stack import loopback_stack
+
+DRILLS = {
+    "replica_crash": drills.replica_crash,
+    "rolling_restart": drills.rolling_restart,
+    "db_replica_loss": drills.db_replica_loss,
+    "manual_failover": drills.manual_failover,
+    "replication_lag": drills.replication_lag,
+}
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["--list"]:
+        print("\n".join(DRILLS))
+        return 0
+    unknown = [name for name in argv if name not in DRILLS]
+    if unknown:
+        print(f"bench.drills: unknown drill {', '.join(unknown)}; available: {', '.join(DRILLS)}", file=sys.stderr)
+        return 2
+    failed = 0
+    for name in argv or DRILLS:
+        try:
+            with loopback_stack() as stack:
+                result = DRILLS[name](stack)
+        except MissingBinary as missing:
+            print(f"bench.drills: {missing}", file=sys.stderr)
+            return 1
+        except Exception:  # one broken drill must not hide the others' figures
+            print(f"bench.drills: drill {name} failed:\n{traceback.format_exc()}", file=sys.stderr)
+            failed += 1
+            continue
+        for figure in result.figures():
+            print(figure.json(), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,40 @@
+"""The stack-on-loopback harness (loopback/stack.py) that every drill runs on: it comes
+up as the Docker platform wires it, and tears down without a trace."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loopback.stack import loopback_stack, process_tree
+
+pytestmark = pytest.mark.integration
+
+
+def test_stack_serves_through_the_lb_with_every_db_node_in_the_app_urls(loopback_stack):
+    served_by = {httpx.get(loopback_stack.url + "/", timeout=5).headers["x-served-by"] for _ in range(6)}
+    assert served_by == {"app-0", "app-1", "app-2"}
+    nodes = f"127.0.0.1:{loopback_stack.primary.port},127.0.0.1:{loopback_stack.replica.port}"
+    assert f"@{nodes}/" in loopback_stack.writer_url and loopback_stack.writer_url.endswith("read-write")
+    assert f"@{nodes}/" in loopback_stack.reader_url and loopback_stack.reader_url.endswith("prefer-standby")
+    assert all(app.env["DATABASE_URL"] == loopback_stack.writer_url for app in loopback_stack.apps)
+
+
+@pytest.mark.usefixtures("stack_binaries_installed")
+def test_teardown_ends_every_process_and_removes_every_dir():
+    with loopback_stack() as stack:
+        # A restarted app and a restarted DB replica must be cleaned up as well.
+        stack.apps[0].kill()
+        stack.restart_app(0)
+        stack.replica.kill()
+        stack.db.start_replica(0)
+        started = stack.pids()
+        dirs = [stack.root, stack.db.root]
+        # haproxy + workers, 3 apps, 2 postmasters with their backends.
+        assert len(started) > 10, started
+    assert process_tree(started) == set(), "processes left running after the stack stopped"
+    assert [path for path in dirs if path.exists()] == []
+    assert all(path.parent == Path(tempfile.gettempdir()) for path in dirs), dirs
