@@ -32,7 +32,7 @@ from .haproxy import DOWN, UP
 from .load import GETS, KINDS, LoadReport, MixedLoad, nearest_rank
 from .ports import wait_until
 from .postgres import SUPERUSER, PgCluster
-from .stack import LoopbackStack
+from .stack import REBUILT_PRIMARY_SLOT, LoopbackStack
 
 # Load shape shared by the drills: steady, a few thousand requests at most, and each
 # drill's load stops by itself within LOAD_MAX_SECONDS even if a drill step hangs.
@@ -256,10 +256,10 @@ def data_dir_identity(cluster: PgCluster) -> tuple:
     return (os.stat(cluster.data_dir).st_ino, os.stat(cluster.data_dir / "PG_VERSION").st_ino)
 
 
-def replica_lag_bytes(stack: LoopbackStack, slot: str = "replica_0") -> int | None:
-    """Bytes of WAL the replica has not replayed, from the primary's view; None while it
-    is not streaming."""
-    with stack.db.connect(stack.primary) as conn:
+def replica_lag_bytes(stack: LoopbackStack, slot: str = "replica_0", of: PgCluster | None = None) -> int | None:
+    """Bytes of WAL the replica streaming through `slot` has not replayed, from the view
+    of its primary (`of`, the stack's primary by default); None while it is not streaming."""
+    with stack.db.connect(of or stack.primary) as conn:
         row = conn.execute("""SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint
                               FROM pg_stat_replication WHERE application_name = %s AND state = 'streaming'""",
                            (slot,)).fetchone()
@@ -294,11 +294,9 @@ def db_replica_loss(stack: LoopbackStack) -> DbReplicaLossResult:
         stack.db.start_replica(0)
         catchup_s = wait_until(lambda: replica_lag_bytes(stack) == 0, 30, "replica replayed all WAL", 0.01)
         traffic.wait_for_requests(PHASE_REQUESTS)
-    with open(replica.log_path, "rb") as log:
-        log.seek(log_offset)
-        restart_log = log.read().decode(errors="replace")
     return DbReplicaLossResult(traffic.report, killed_at, returned_at, readyz_statuses, on_primary, wal_behind,
-                               catchup_s, restart_log, identity_before, data_dir_identity(replica))
+                               catchup_s, read_log_from(replica, log_offset), identity_before,
+                               data_dir_identity(replica))
 
 
 # ----------------------------------------------------------------- 4. manual failover
@@ -315,6 +313,17 @@ class ManualFailoverResult:
     app_pids_before: list[int]
     app_pids_after: list[int]
     new_primary_in_recovery: bool
+    # The runbook's last step: the old primary rebuilt as a replica of the new one.
+    rebuild_s: float
+    rebuild_log: str
+    rebuilt_streaming: bool
+    # Acknowledged notes the rebuilt node shows once it has replayed everything.
+    notes_on_rebuilt_node: int
+    write_after_rebuild_ok: bool
+
+    @property
+    def rebuilt_by_base_backup(self) -> bool:
+        return BOOTSTRAP_MARKER in self.rebuild_log
 
     def figures(self) -> list[Figure]:
         drill = "failover"
@@ -327,6 +336,8 @@ class ManualFailoverResult:
                    {"acknowledged": len(self.committed_note_ids), "replication": "async"}),
             *failed_request_figures(drill, self.load, since=self.killed_at),
             load_rps_figure(drill, self.load),
+            Figure(drill, "failover_rebuild_old_primary_seconds", self.rebuild_s, "s",
+                   {"from": "rendered bootstrap script started", "to": "streaming, 0 bytes behind"}),
         ]
 
 
@@ -338,8 +349,9 @@ def first_write_after(traffic: MixedLoad, moment: float) -> float | None:
 
 def manual_failover(stack: LoopbackStack) -> ManualFailoverResult:
     """SIGKILL the DB primary under load and promote the replica at once with the
-    runbook's command; the apps keep their DATABASE_URL. Then count the acknowledged
-    notes the new primary does not have."""
+    runbook's command; the apps keep their DATABASE_URL. Count the acknowledged notes
+    the new primary does not have. Then rebuild the old primary as a replica of the new
+    one, as the runbook says, and check it streams and the app still writes."""
     app_pids_before = [app.process.pid for app in stack.apps]
     with load(stack) as traffic:
         traffic.wait_for_requests(PHASE_REQUESTS)
@@ -351,12 +363,36 @@ def manual_failover(stack: LoopbackStack) -> ManualFailoverResult:
         first_write_s = first_write_after(traffic, killed_at) - killed_at
         traffic.wait_for_requests(PHASE_REQUESTS)
     committed = traffic.report.committed_note_ids()
-    with stack.db.connect_app(stack.replica) as conn:
+    new_primary, old_primary = stack.replica, stack.primary
+    with stack.db.connect_app(new_primary) as conn:
         (in_recovery,) = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-        present = {row[0] for row in conn.execute("SELECT id::text FROM notes WHERE id = ANY(%s::uuid[])",
-                                                  (list(committed),))}
-    return ManualFailoverResult(traffic.report, killed_at, promote_s, first_write_s, committed, committed - present,
-                                app_pids_before, [app.process.pid for app in stack.apps], in_recovery)
+    present = notes_present(stack, new_primary, committed)
+
+    rebuild_started = time.monotonic()
+    log_offset = stack.rebuild_old_primary_as_replica()
+    wait_until(lambda: replica_lag_bytes(stack, REBUILT_PRIMARY_SLOT, of=new_primary) == 0, 30,
+               "rebuilt old primary streaming and caught up", 0.01)
+    rebuild_s = time.monotonic() - rebuild_started
+    write_after_rebuild = httpx.post(f"{stack.url}/notes", json={"body": "after the rebuild"}, timeout=10)
+    return ManualFailoverResult(
+        traffic.report, killed_at, promote_s, first_write_s, committed, committed - present,
+        app_pids_before, [app.process.pid for app in stack.apps], in_recovery,
+        rebuild_s, read_log_from(old_primary, log_offset),
+        rebuilt_streaming=replica_lag_bytes(stack, REBUILT_PRIMARY_SLOT, of=new_primary) is not None,
+        notes_on_rebuilt_node=len(notes_present(stack, old_primary, committed)),
+        write_after_rebuild_ok=write_after_rebuild.status_code == 201)
+
+
+def notes_present(stack: LoopbackStack, cluster: PgCluster, note_ids: set[str]) -> set[str]:
+    with stack.db.connect_app(cluster) as conn:
+        return {row[0] for row in conn.execute("SELECT id::text FROM notes WHERE id = ANY(%s::uuid[])",
+                                               (list(note_ids),))}
+
+
+def read_log_from(cluster: PgCluster, offset: int) -> str:
+    with open(cluster.log_path, "rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
 
 
 # ----------------------------------------------------------------- 5. replication lag

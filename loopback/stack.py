@@ -20,7 +20,9 @@ On exit every process the stack started has ended and its temp dirs are gone.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.config import HealthCheckConfig
+from components.render.postgres import REPLICATION_PASSWORD_ENV, replica_bootstrap_script
 
 from .app import AppProcess, app_cluster, database_url, start_app
 from .binaries import find
@@ -45,6 +48,9 @@ HEALTH_PATH = "/readyz"
 # interval + (fall - 1) * fastinter = 750 ms with the default health check, so no
 # request is ever sent to a closed socket; the margin covers a busy 2-core CI box.
 SHUTDOWN_DRAIN_S = 1.5
+
+# The slot the old primary streams through once rebuilt as a replica after a failover.
+REBUILT_PRIMARY_SLOT = "rebuilt_primary"
 
 # The app's seconds to connect to a database host: short, so a dead node listed first
 # in a multi-host URL costs little before libpq tries the next one.
@@ -110,6 +116,29 @@ class LoopbackStack:
         result = subprocess.run(self.promote_command(replica_index), capture_output=True, text=True, timeout=90)
         if result.returncode != 0 or result.stdout.strip() != "t":
             raise RuntimeError(f"promotion failed ({result.returncode}): {result.stdout}{result.stderr}")
+
+    def rebuild_old_primary_as_replica(self, slot: str = REBUILT_PRIMARY_SLOT, deadline_s: float = 60.0) -> int:
+        """The runbook's step after a failover to replica 0: empty the dead old primary's
+        data dir and run the rendered replica bootstrap script into it, streaming from
+        the new primary through a slot of its own, on the old port (still first in the
+        apps' URLs, where libpq now skips it for writes). Returns the byte offset in
+        its log where this run's output starts."""
+        old, new = self.db.primary, self.replica
+        if old.process is not None and old.process.poll() is None:
+            raise RuntimeError("the old primary is still running; a rebuild would destroy a live primary")
+        for child in old.data_dir.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        settings = dataclasses.replace(self.db.replica_settings(0), primary_port=new.port, slot_name=slot,
+                                       data_dir=str(old.data_dir), port=old.port)
+        script = self.db.root / "rebuilt-primary-bootstrap.sh"
+        script.write_text(replica_bootstrap_script(settings))
+        log_offset = old.log_path.stat().st_size if old.log_path and old.log_path.exists() else 0
+        old.launch(["sh", str(script)], deadline_s,
+                   env={**os.environ, REPLICATION_PASSWORD_ENV: self.db.passwords.replication})
+        return log_offset
 
     def pids(self) -> set[int]:
         """Every live process the stack started, with all their descendants (postgres

@@ -12,25 +12,14 @@ from pathlib import Path
 import pytest
 
 from components.render.haproxy import Backend, HaproxySettings, render_haproxy_cfg
-from loopback.binaries import MissingBinary, find, in_ci
 from loopback.haproxy import DOWN, UP, LoopbackHaproxy, check_config, loopback_settings
 from loopback.ports import free_port, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("haproxy_installed")]
 
 HEALTH_PATH = "/readyz"
 # HA target for ejection is 1 s; the default checks (500 ms, fall 2) need about 0.75 s.
 EJECTION_LIMIT_S = 1.5
-
-
-@pytest.fixture(autouse=True)
-def haproxy_installed() -> None:
-    try:
-        find("haproxy")
-    except MissingBinary as err:
-        if in_ci():
-            pytest.fail(str(err))
-        pytest.skip(str(err))
 
 
 class FlippableApp:
