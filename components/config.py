@@ -38,6 +38,8 @@ POSTGRES_IMAGES = {
     "18": "postgres:18.1-bookworm",
 }
 HAPROXY_IMAGE = "haproxy:3.0.12-bookworm"
+# The DCS of `database.failover: patroni` on Docker (the etcd v3 API Patroni 3 speaks).
+ETCD_IMAGE = "quay.io/coreos/etcd:v3.5.17"
 
 # Azure Database for PostgreSQL Flexible Server majors we allow for managed mode.
 MANAGED_POSTGRES_VERSIONS = ("15", "16", "17")
@@ -231,6 +233,9 @@ class DatabaseConfig(_Model):
     version: Literal["15", "16", "17", "18"] = "16"
     replicas: int = Field(1, ge=0, le=5)
     failover: Literal["manual", "patroni"] = "manual"
+    # Patroni only: a commit is acknowledged once a standby has it too, and only that
+    # standby may be promoted automatically, so a failover loses no acknowledged commit.
+    synchronous_mode: bool = True
     name: str = "app"
     user: str = "app"
     # Self-hosted: the most WAL a lagging replica's slot may pin, so a dead replica
@@ -257,6 +262,8 @@ class DatabaseConfig(_Model):
     def _failover_needs_replica(self) -> DatabaseConfig:
         if self.failover == "patroni" and self.replicas < 1:
             raise ValueError("failover 'patroni' needs replicas >= 1 (nothing to fail over to)")
+        if "synchronous_mode" in self.model_fields_set and self.failover != "patroni":
+            raise ValueError("synchronousMode applies to failover 'patroni' only; manual failover replicates asynchronously")
         if self.mode == "managed" and self.failover != "manual":
             raise ValueError("failover applies to mode 'self-hosted' only; managed HA fails over by itself")
         if self.mode == "managed" and self.version not in MANAGED_POSTGRES_VERSIONS:
@@ -451,12 +458,6 @@ class StackConfig(_Model):
     def _platform_rules(self) -> StackConfig:
         if self.platform == "docker" and self.database.mode != "self-hosted":
             raise ValueError("platform 'docker' runs database.mode 'self-hosted' only")
-        if self.platform == "docker" and self.database.failover == "patroni":
-            # Checked here, before any resource exists, rather than half-way through the build.
-            raise ValueError(
-                "database.failover 'patroni' is not available on platform 'docker' yet; "
-                "use 'manual' (promotion runbook: docs/docker.md)"
-            )
         if self.platform == "azure" and self.database.mode != "managed":
             raise ValueError("platform 'azure' runs database.mode 'managed' only")
         if self.platform == "azure" and self.app.image is None:

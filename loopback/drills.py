@@ -171,9 +171,9 @@ class RollingRestartResult:
         ]
 
 
-def submit_jobs(base_url: str, batch: str, count: int) -> int:
+def submit_jobs(base_url: str, batch: str, count: int, work_s: float = JOB_WORK_S) -> int:
     response = httpx.post(f"{base_url}/jobs", json={"count": count, "batch": batch,
-                                                    "payload": {"work_s": JOB_WORK_S}}, timeout=10)
+                                                    "payload": {"work_s": work_s}}, timeout=10)
     response.raise_for_status()
     return len(response.json()["ids"])
 

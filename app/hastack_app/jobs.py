@@ -100,7 +100,7 @@ class Worker:
         poll_s = self.db.settings.job_poll_s
         while True:
             try:
-                job = await self._claim()
+                job = await self._claim_even_if_stopped()
             except Exception as error:  # database down or failing over: keep trying, gently
                 log.warning("claiming a job failed: %s", error)
                 await asyncio.sleep(max(poll_s, 1.0))
@@ -116,6 +116,18 @@ class Worker:
             else:
                 await self._finish(job, "done")
             self.current = None
+
+    async def _claim_even_if_stopped(self) -> ClaimedJob | None:
+        """`_claim`, run to the end even when `stop()` cancels the worker meanwhile: the
+        UPDATE commits as soon as the server runs it, so an abandoned claim would leave
+        its job in `processing` until the stale reclaim. Finished, the job is
+        `current`, and `stop()` hands it back to the queue."""
+        claim = asyncio.ensure_future(self._claim())
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            self.current = await claim
+            raise
 
     async def _claim(self) -> ClaimedJob | None:
         async with self.db.writer.connection() as conn:

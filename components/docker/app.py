@@ -9,7 +9,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import AppConfig
-from components.docker.common import env_entry, healthcheck, network_attachment, pulled_image
+from components.docker.common import built_image, env_entry, healthcheck, network_attachment, pulled_image
 
 # A new replica must pass its healthcheck within this, or `pulumi up` stops there and
 # leaves the remaining (old) replicas serving.
@@ -92,16 +92,4 @@ class App(pulumi.ComponentResource):
         """The image id the replicas run: the pinned `image`, else a local build of `build`."""
         if config.image:
             return pulled_image(f"{name}-image", config.image, self).image_id
-        built = docker.Image(
-            f"{name}-image",
-            image_name=f"{pulumi.get_project()}-{name}:{pulumi.get_stack()}",
-            # Relative to the project directory, where Pulumi runs the program; kept
-            # relative so the state does not change between checkouts.
-            build=docker.DockerBuildArgs(context=config.build),
-            # The local engine runs what it built; there is no registry to push to.
-            skip_push=True,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        # The local image id changes with every content change, so a rebuild rolls the
-        # replicas; the tag alone would not.
-        return built.repo_digest
+        return built_image(f"{name}-image", name, config.build, self)

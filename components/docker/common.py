@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
+
+# Every PostgreSQL node listens here, whichever component runs it.
+POSTGRES_PORT = 5432
 
 
 def pulled_image(resource_name: str, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
@@ -21,6 +25,32 @@ def pulled_image(resource_name: str, reference: str, parent: pulumi.Resource) ->
         keep_locally=True,
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+def built_image(
+    resource_name: str,
+    repository: str,
+    context: str,
+    parent: pulumi.Resource,
+    build_args: Mapping[str, str] | None = None,
+) -> pulumi.Output[str]:
+    """Build `context` on the engine, tagged `<project>-<repository>:<stack>`, and return
+    the image to run containers from.
+
+    The result is the built image's id, which changes with every content change, so a
+    rebuild replaces the containers that run it; the tag alone would not.
+    """
+    built = docker.Image(
+        resource_name,
+        image_name=f"{pulumi.get_project()}-{repository}:{pulumi.get_stack()}",
+        # Relative to the project directory, where Pulumi runs the program; kept
+        # relative so the state does not change between checkouts.
+        build=docker.DockerBuildArgs(context=context, args=dict(build_args) if build_args else None),
+        # The local engine runs what it built; there is no registry to push to.
+        skip_push=True,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return built.repo_digest
 
 
 def data_options(parent: pulumi.Resource, protect: bool) -> pulumi.ResourceOptions:
@@ -56,3 +86,39 @@ def healthcheck(test: Sequence[str], *, interval_s: int, timeout_s: int, retries
 def env_entry(name: str, value: pulumi.Input[str]) -> pulumi.Output[str]:
     """`NAME=value` for a container's env list; a secret value keeps the entry secret."""
     return pulumi.Output.concat(name, "=", value)
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Where a postgres image keeps PGDATA and where its data volume is mounted."""
+
+    volume_path: str
+    pgdata: str
+
+
+def data_layout(version: str) -> DataLayout:
+    """PG >= 18 images moved PGDATA to /var/lib/postgresql/<major>/docker and declare
+    the volume at /var/lib/postgresql (so pg_upgrade --link can see both majors)."""
+    if int(version) >= 18:
+        return DataLayout(volume_path="/var/lib/postgresql", pgdata=f"/var/lib/postgresql/{version}/docker")
+    return DataLayout(volume_path="/var/lib/postgresql/data", pgdata="/var/lib/postgresql/data")
+
+
+def connection_urls(
+    user: str, password: pulumi.Input[str], hosts: Sequence[str], database: str
+) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """(writer, reader) multi-host libpq URLs over every PostgreSQL node, as secrets.
+
+    Clients try the nodes in order and keep the first whose role fits (the writer:
+    `read-write`; the reader: a standby if any is up, else the primary), so they follow a
+    promotion, manual or Patroni's, without being reconfigured.
+    """
+
+    def url(target_session_attrs: str) -> pulumi.Output[str]:
+        return pulumi.Output.secret(
+            pulumi.Output.concat(
+                f"postgresql://{user}:", password, f"@{','.join(hosts)}/{database}?target_session_attrs={target_session_attrs}"
+            )
+        )
+
+    return url("read-write"), url("prefer-standby")

@@ -12,14 +12,22 @@ Nothing here publishes a host port: the database is reachable on the private net
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
 
 from components.config import DatabaseConfig
-from components.docker.common import data_options, env_entry, healthcheck, network_attachment, pulled_image
+from components.docker.common import (
+    POSTGRES_PORT,
+    connection_urls,
+    data_layout,
+    data_options,
+    env_entry,
+    healthcheck,
+    network_attachment,
+    pulled_image,
+)
 from components.render.postgres import (
     APP_DB_PASSWORD_ENV,
     REPLICATION_PASSWORD_ENV,
@@ -32,7 +40,6 @@ from components.render.postgres import (
     replica_slot_name,
 )
 
-POSTGRES_PORT = 5432
 # Files uploaded into the containers. The hba file lives outside the data dir so the
 # replicas (whose data dir is a copy of the primary's) get the same, current rules.
 HBA_FILE = "/etc/postgresql/hastack/pg_hba.conf"
@@ -43,32 +50,6 @@ REPLICA_BOOTSTRAP = "/usr/local/bin/hastack-replica-bootstrap"
 HEALTHY_TIMEOUT_S = 600
 # Time for a fast shutdown (SIGINT, checkpoint) before the container is killed.
 STOP_GRACE_S = 60
-
-
-@dataclass(frozen=True)
-class DataLayout:
-    """Where an image keeps PGDATA and where its data volume is mounted."""
-
-    volume_path: str
-    pgdata: str
-
-
-def data_layout(version: str) -> DataLayout:
-    """PG >= 18 images moved PGDATA to /var/lib/postgresql/<major>/docker and declare
-    the volume at /var/lib/postgresql (so pg_upgrade --link can see both majors)."""
-    if int(version) >= 18:
-        return DataLayout(volume_path="/var/lib/postgresql", pgdata=f"/var/lib/postgresql/{version}/docker")
-    return DataLayout(volume_path="/var/lib/postgresql/data", pgdata="/var/lib/postgresql/data")
-
-
-def libpq_url(user: str, password: pulumi.Input[str], hosts: Sequence[str], database: str, target_session_attrs: str) -> pulumi.Output[str]:
-    """A multi-host libpq URL: clients try every node and keep the one whose role fits,
-    so they follow a promotion without being reconfigured."""
-    return pulumi.Output.secret(
-        pulumi.Output.concat(
-            f"postgresql://{user}:", password, f"@{','.join(hosts)}/{database}?target_session_attrs={target_session_attrs}"
-        )
-    )
 
 
 @dataclass(frozen=True)
@@ -164,8 +145,7 @@ class Database(pulumi.ComponentResource):
         self.writer_endpoint = f"{primary_alias}:{POSTGRES_PORT}"
         self.reader_endpoints = [f"{alias}:{POSTGRES_PORT}" for alias in replica_aliases]
         every_node = [self.writer_endpoint, *self.reader_endpoints]
-        self.writer_url = libpq_url(config.user, args.app_password, every_node, config.name, "read-write")
-        self.reader_url = libpq_url(config.user, args.app_password, every_node, config.name, "prefer-standby")
+        self.writer_url, self.reader_url = connection_urls(config.user, args.app_password, every_node, config.name)
         self.node_names = pulumi.Output.all(*[node.name for node in nodes])
         self.register_outputs(
             {

@@ -11,8 +11,10 @@ import pulumi_docker as docker
 from components.config import StackConfig
 from components.docker.app import App, AppArgs
 from components.docker.database import Database, DatabaseArgs
+from components.docker.etcd import Etcd, EtcdArgs
 from components.docker.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.docker.network import Network, NetworkArgs
+from components.docker.patroni import PatroniDatabase, PatroniDatabaseArgs
 from components.docker.storage import Storage, StorageArgs
 from components.secrets import StackSecrets, StackSecretsArgs
 
@@ -32,25 +34,50 @@ def published_host(host: str | None) -> str:
     return urlsplit(host).hostname or "localhost"
 
 
+def self_hosted_database(
+    config: StackConfig, network: Network, secrets: StackSecrets, engine: pulumi.ResourceOptions | None
+) -> Database | PatroniDatabase:
+    """PostgreSQL as `database.failover` asks: a primary and streaming replicas promoted by
+    hand, or Patroni members over a three-member etcd cluster that fail over by themselves."""
+    if config.database.failover == "manual":
+        return Database(
+            "db",
+            DatabaseArgs(
+                config=config.database,
+                network_name=network.name,
+                replication_cidr=network.subnet,
+                superuser_password=secrets.db_superuser_password,
+                replication_password=secrets.db_replication_password,
+                app_password=secrets.db_app_password,
+                protect=config.protect,
+            ),
+            engine,
+        )
+    etcd = Etcd("etcd", EtcdArgs(network_name=network.name, protect=config.protect), engine)
+    return PatroniDatabase(
+        "db",
+        PatroniDatabaseArgs(
+            config=config.database,
+            network_name=network.name,
+            replication_cidr=network.subnet,
+            etcd_endpoints=etcd.client_endpoints,
+            superuser_password=secrets.db_superuser_password,
+            replication_password=secrets.db_replication_password,
+            app_password=secrets.db_app_password,
+            protect=config.protect,
+            depends_on=[etcd],
+        ),
+        engine,
+    )
+
+
 def build_docker_stack(config: StackConfig) -> dict[str, Any]:
     """Declare the whole Docker stack and return its stack outputs."""
     engine = engine_options(config.docker.host)
     secrets = StackSecrets("secrets", StackSecretsArgs(app_secret_names=config.app.generated_secrets))
     network = Network("network", NetworkArgs(subnet=config.docker.subnet), engine)
     storage = Storage("storage", StorageArgs(config=config.storage, protect=config.protect), engine)
-    database = Database(
-        "db",
-        DatabaseArgs(
-            config=config.database,
-            network_name=network.name,
-            replication_cidr=network.subnet,
-            superuser_password=secrets.db_superuser_password,
-            replication_password=secrets.db_replication_password,
-            app_password=secrets.db_app_password,
-            protect=config.protect,
-        ),
-        engine,
-    )
+    database = self_hosted_database(config, network, secrets, engine)
     app = App(
         "app",
         AppArgs(

@@ -8,6 +8,7 @@ so every renderer is a plain function of its settings and can be tested anywhere
 - `postgres`: primary server flags, pg_hba.conf, the initdb-time init script and the
               replica bootstrap script
 - `patroni`:  patroni.yml and its post-bootstrap script, for automatic failover
+- `etcd`:     the flags of each member of the etcd cluster Patroni keeps its state in
 
 docs/render.md lists who consumes each output.
 """

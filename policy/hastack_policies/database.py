@@ -54,7 +54,7 @@ db_zone_redundant_ha = HastackResourcePolicy(
 def _check_streaming_replicas(args, report, settings):
     minimum = settings["minReplicas"]
     postgres_nodes = [r for r in args.resources if r.resource_type == DOCKER_CONTAINER and is_database_container(r.urn)]
-    # One node is the primary; every other node streams from it (or is a Patroni standby).
+    # One node is the primary (or the Patroni leader); every other node streams from it.
     if postgres_nodes and len(postgres_nodes) - 1 < minimum:
         report(
             f"{len(postgres_nodes)} PostgreSQL container(s): {len(postgres_nodes) - 1} streaming replica(s), at least {minimum} needed. "

@@ -34,6 +34,9 @@ AZURE_FILE_SHARE = "azure-native:storage:FileShare"
 # urn:pulumi:<stack>::hastack::pulumi:pulumi:Stack$hastack:docker:App$docker:index/container:Container::app-0
 DOCKER_APP_COMPONENT = "hastack:docker:App"
 DOCKER_DATABASE_COMPONENT = "hastack:docker:Database"
+# `database.failover: patroni`: every member runs PostgreSQL. Its etcd cluster
+# (hastack:docker:Etcd) holds Patroni's state, not the database, so it is no DB node.
+DOCKER_PATRONI_DATABASE_COMPONENT = "hastack:docker:PatroniDatabase"
 DOCKER_LOAD_BALANCER_COMPONENT = "hastack:docker:LoadBalancer"
 
 
@@ -79,7 +82,8 @@ def is_load_balancer_container(urn: str) -> bool:
 
 
 def is_database_container(urn: str) -> bool:
-    return owning_component(urn) == DOCKER_DATABASE_COMPONENT
+    """A PostgreSQL node: a primary or replica (manual failover), or a Patroni member."""
+    return owning_component(urn) in {DOCKER_DATABASE_COMPONENT, DOCKER_PATRONI_DATABASE_COMPONENT}
 
 
 # ---------------------------------------------------------------- azure

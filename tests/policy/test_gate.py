@@ -58,6 +58,53 @@ def test_plan_runs_as_a_module_process():
     assert "app-0 (docker:index/container:Container)" in result.stdout
 
 
+def patroni_dev_stack_file(tmp_path: Path) -> Path:
+    """A copy of Pulumi.dev.yaml with `database.failover: patroni`."""
+    doc = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text(yaml.safe_dump(_break(doc, "database.failover", "patroni")))
+    return stack_file
+
+
+def test_patroni_dev_stack_passes_the_gate_as_a_module_process(tmp_path):
+    stack_file = patroni_dev_stack_file(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "plan", "--stack-file", str(stack_file), "--stack", "dev"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == EXIT_PASS, result.stdout + result.stderr
+    for name in ("etcd-0", "etcd-1", "etcd-2", "db-0", "db-1"):
+        assert f"{name} (docker:index/container:Container)" in result.stdout
+    assert FAKE_SECRET_PREFIX not in result.stdout
+
+
+def test_patroni_dev_stack_meets_the_prod_level_database_rules(capsys, tmp_path):
+    """With db-streaming-replica and stateful-resources-protected mandatory (as in prod),
+    a protected Patroni stack passes: its members count as PostgreSQL nodes."""
+    doc = yaml.safe_load(patroni_dev_stack_file(tmp_path).read_text())
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text(yaml.safe_dump(_break(doc, "protect", True)))
+    policy_config = json.loads((REPO / "policy" / "config.dev.json").read_text())
+    for policy in ("db-streaming-replica", "stateful-resources-protected"):
+        entry = policy_config.get(policy)
+        policy_config[policy] = {**(entry if isinstance(entry, dict) else {}), "enforcementLevel": "mandatory"}
+    config_file = tmp_path / "policy-config.json"
+    config_file.write_text(json.dumps(policy_config))
+    code, out, err = plan(capsys, "--stack-file", str(stack_file), "--policy-config", str(config_file))
+    assert code == EXIT_PASS, out + err
+    assert failing_policies(out) == set()
+
+
+def test_the_database_rules_judge_the_patroni_members_and_not_etcd(tmp_path):
+    run = run_stack_file(patroni_dev_stack_file(tmp_path))
+    settings = load_policy_config(REPO / "policy" / "config.prod.json")
+    verdicts = evaluate(run, settings)
+    names = {r.urn: r.name for r in run.resources}
+    assert [v.outcome for v in verdicts if v.policy == "db-streaming-replica"] == [Outcome.PASSED]
+    assert sorted(names[v.urn] for v in verdicts if v.policy == "db-no-public-access") == ["db-0", "db-1"]
+
+    _tamper(run.by_name("db-1"), "ports", [{"internal": 5432, "external": 5432}])
+    assert {v.policy for v in evaluate(run, settings) if v.blocks} >= {"db-no-public-access"}
+
+
 def _break(doc: dict, path: str, value) -> dict:
     """A copy of a stack document with the `hastack:` config at dotted `path` set to `value`."""
     broken = copy.deepcopy(doc)

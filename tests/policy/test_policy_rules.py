@@ -25,11 +25,13 @@ from policy.hastack_policies.resources import (
     DOCKER_CONTAINER,
     DOCKER_DATABASE_COMPONENT,
     DOCKER_LOAD_BALANCER_COMPONENT,
+    DOCKER_PATRONI_DATABASE_COMPONENT,
     DOCKER_REMOTE_IMAGE,
     DOCKER_VOLUME,
 )
 
 IMAGE_ID = "sha256:" + "ab" * 32
+ETCD_COMPONENT = "hastack:docker:Etcd"
 
 HAPROXY_CFG = """\
 defaults
@@ -58,6 +60,17 @@ def app_container(name="app-0", **changes):
 def db_container(name="db-primary", **changes):
     props = {"image": IMAGE_ID, "envs": ["POSTGRES_PASSWORD=generated", "PGDATA=/var/lib/postgresql/data"]}
     return Res(DOCKER_CONTAINER, {**props, **changes}, name=name, component=DOCKER_DATABASE_COMPONENT)
+
+
+def patroni_member(name="db-0", **changes):
+    props = {"image": IMAGE_ID, "envs": ["PATRONI_SUPERUSER_PASSWORD=generated"],
+             "uploads": [{"file": "/etc/patroni/patroni.yml", "content": "scope: db\nname: " + name + "\n"}]}
+    return Res(DOCKER_CONTAINER, {**props, **changes}, name=name, component=DOCKER_PATRONI_DATABASE_COMPONENT)
+
+
+def etcd_member(name="etcd-0"):
+    return Res(DOCKER_CONTAINER, {"image": IMAGE_ID, "command": ["/usr/local/bin/etcd", f"--name={name}"]},
+               name=name, component=ETCD_COMPONENT)
 
 
 def lb_container(cfg=HAPROXY_CFG, **changes):
@@ -197,6 +210,8 @@ RESOURCE_CASES = [
     ("db-no-public-access", pg_server(network={}), True),
     ("db-no-public-access", db_container(), False),
     ("db-no-public-access", db_container(ports=[{"internal": 5432, "external": 5432}]), True),
+    ("db-no-public-access", patroni_member(), False),
+    ("db-no-public-access", patroni_member(ports=[{"internal": 5432, "external": 15432}]), True),
     ("storage-https-only", storage_account(), False),
     ("storage-https-only", storage_account(enableHttpsTrafficOnly=False), True),
     ("storage-min-tls", storage_account(), False),
@@ -208,6 +223,8 @@ RESOURCE_CASES = [
     ("no-plaintext-secret-env", replace_in(container_app(), "template.containers.0.env.1", {"name": "DATABASE_URL", "value": "postgresql://app:pw@db/app"}), True),
     ("stateful-resources-protected", Res(DOCKER_VOLUME, {"driver": "local"}, protect=True), False),
     ("stateful-resources-protected", Res(DOCKER_VOLUME, {"driver": "local"}), True),
+    ("stateful-resources-protected", Res(DOCKER_VOLUME, {"driver": "local"}, name="etcd-0-data", component=ETCD_COMPONENT, protect=True), False),
+    ("stateful-resources-protected", Res(DOCKER_VOLUME, {"driver": "local"}, name="etcd-0-data", component=ETCD_COMPONENT), True),
     ("stateful-resources-protected", pg_server(), False),
     ("stateful-resources-protected", Res(AZURE_FILE_SHARE, {"shareQuota": 100}), True),
     ("stateful-resources-protected", Res(AZURE_STORAGE_ACCOUNT, storage_account().props), True),
@@ -245,6 +262,8 @@ def test_thresholds_come_from_policy_config():
 
 
 def test_role_scoped_rules_skip_other_containers():
+    assert check_resource("db-no-public-access", etcd_member()) == NOT_APPLICABLE
+    assert check_resource("app-health-checks", patroni_member()) == NOT_APPLICABLE
     assert check_resource("app-health-checks", db_container()) == NOT_APPLICABLE
     assert check_resource("lb-active-health-checks", app_container()) == NOT_APPLICABLE
     assert check_resource("db-no-public-access", lb_container()) == NOT_APPLICABLE
@@ -272,6 +291,9 @@ STACK_CASES = [
     ("app-min-replicas", [replace_in(container_app(), "template.scale.minReplicas", 1)], True),
     ("db-streaming-replica", [db_container("db-primary"), db_container("db-replica-0")], False),
     ("db-streaming-replica", [db_container("db-primary")], True),
+    # Patroni: one member leads, the others stream from it; etcd members are no DB nodes.
+    ("db-streaming-replica", [patroni_member("db-0"), patroni_member("db-1"), *map(etcd_member, ["etcd-0", "etcd-1", "etcd-2"])], False),
+    ("db-streaming-replica", [patroni_member("db-0"), *map(etcd_member, ["etcd-0", "etcd-1", "etcd-2"])], True),
     ("db-streaming-replica", [pg_server(), pg_read_replica()], False),
     ("db-streaming-replica", [pg_server()], True),
     ("db-secure-transport", [pg_server(), pg_read_replica(), secure_transport("on")], False),

@@ -1,8 +1,9 @@
 """Valid stack config: defaults, derived values and warnings."""
 
 import json
+import re
 
-from components.config import POSTGRES_IMAGES, load_stack_config
+from components.config import ETCD_IMAGE, POSTGRES_IMAGES, load_stack_config
 
 
 def test_defaults_are_a_highly_available_docker_stack():
@@ -39,3 +40,15 @@ def test_lb_health_path_overrides_the_app_health_path():
 def test_every_postgres_image_is_pinned_to_a_minor_version():
     for major, image in POSTGRES_IMAGES.items():
         assert image.startswith(f"postgres:{major}.") and "latest" not in image
+
+
+def test_patroni_on_docker_is_accepted_with_synchronous_mode_on_by_default():
+    config = load_stack_config({"hastack:database": json.dumps({"failover": "patroni", "replicas": 1})}, "dev")
+    assert config.platform == "docker" and config.database.failover == "patroni"
+    assert config.database.synchronous_mode is True
+    relaxed = load_stack_config({"hastack:database": json.dumps({"failover": "patroni", "synchronousMode": False})}, "dev")
+    assert relaxed.database.synchronous_mode is False
+
+
+def test_etcd_image_is_pinned_to_a_patch_release():
+    assert re.fullmatch(r"quay\.io/coreos/etcd:v3\.5\.\d+", ETCD_IMAGE)

@@ -9,10 +9,22 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
-from components.config import POSTGRES_IMAGES
+from components.config import ETCD_IMAGE, POSTGRES_IMAGES
 from components.docker.load_balancer import CONFIG_FILE
-from plan.engine import PROJECT_DIR, ProgramError, ProgramRun, run_program, run_stack_file, stack_file_config
+from components.docker.patroni import CONFIG_FILE as PATRONI_CONFIG_FILE
+from plan.engine import (
+    PROJECT_DIR,
+    SECRET_SIG,
+    SECRET_SIG_KEY,
+    ProgramRun,
+    RecordedResource,
+    run_program,
+    run_stack_file,
+    stack_file_config,
+)
+from plan.fakes import FAKE_SECRET_PREFIX, fake_image_id
 from tests.unit.mock_run import BUILT_IMAGE, CONTAINER, REMOTE_IMAGE, VOLUME, app_replicas, containers, env_of, upload
 
 DEV_STACK = PROJECT_DIR / "Pulumi.dev.yaml"
@@ -167,8 +179,103 @@ def test_a_remote_engine_gets_an_explicit_provider_used_by_every_docker_resource
     assert run.outputs["url"] == "http://docker.example.com:8080"
 
 
-def test_patroni_on_docker_stops_with_one_line_before_registering_anything():
-    with pytest.raises(ProgramError) as stopped:
-        run_dev_with(database={"failover": "patroni", "replicas": 1})
-    assert "database.failover 'patroni' is not available on platform 'docker' yet; use 'manual'" in str(stopped.value)
-    assert stopped.value.run.resources == []
+# ---------------------------------------------------------------- failover: patroni
+
+
+def run_patroni(replicas: int = 1, stack: str = "dev", **database: object) -> ProgramRun:
+    """The dev stack with `database.failover: patroni`."""
+    return run_dev_with(stack, database={"mode": "self-hosted", "version": "16", "replicas": replicas, "failover": "patroni", **database})
+
+
+@pytest.fixture(scope="module")
+def patroni_dev() -> ProgramRun:
+    return run_patroni()
+
+
+def patroni_yml(member: RecordedResource) -> dict:
+    return yaml.safe_load(upload(member, PATRONI_CONFIG_FILE))
+
+
+def test_patroni_stack_runs_three_etcd_members_on_their_own_volumes_without_host_ports(patroni_dev):
+    members = containers(patroni_dev, "etcd-")
+    assert [m.name for m in members] == ["etcd-0", "etcd-1", "etcd-2"]
+    assert {v.name for v in patroni_dev.of_type(VOLUME) if v.name.startswith("etcd-")} == {"etcd-0-data", "etcd-1-data", "etcd-2-data"}
+    assert ETCD_IMAGE in {r.inputs["name"] for r in patroni_dev.of_type(REMOTE_IMAGE)}
+    for member in members:
+        assert "ports" not in member.inputs
+        assert member.inputs["volumes"] == [{"volumeName": f"{member.name}-data", "containerPath": "/var/lib/etcd"}]
+        assert member.inputs["networksAdvanced"][0]["aliases"] == [member.name]
+        assert member.inputs["healthcheck"]["tests"][-2:] == ["endpoint", "health"]
+        assert member.inputs["wait"] is True
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_patroni_members_each_get_their_own_patroni_yml_on_etcd_with_synchronous_mode(replicas):
+    run = run_patroni(replicas)
+    members = containers(run, "db-")
+    assert [m.name for m in members] == [f"db-{i}" for i in range(1 + replicas)]
+    assert containers(run, "db-primary") == [] and containers(run, "db-replica-") == []
+    for member in members:
+        document = patroni_yml(member)
+        assert document["name"] == member.name
+        assert document["etcd3"]["hosts"] == ["etcd-0:2379", "etcd-1:2379", "etcd-2:2379"]
+        assert document["bootstrap"]["dcs"]["synchronous_mode"] is True
+        assert document["postgresql"]["connect_address"] == f"{member.name}:5432"
+        assert document["restapi"]["connect_address"] == f"{member.name}:8008"
+        assert document["postgresql"]["data_dir"].startswith(member.inputs["volumes"][0]["containerPath"] + "/")
+        assert member.inputs["volumes"][0]["volumeName"] == f"{member.name}-data"
+        assert "ports" not in member.inputs
+        assert member.inputs["restart"] == "unless-stopped" and member.inputs["wait"] is True
+        assert member.inputs["healthcheck"]["tests"] == ["CMD", "hastack-patroni-health"]
+        assert member.delete_before_replace
+        assert sorted(env_of(member)) == ["APP_DB_PASSWORD", "PATRONI_REPLICATION_PASSWORD", "PATRONI_SUPERUSER_PASSWORD"]
+
+
+def test_patroni_synchronous_mode_follows_the_config():
+    run = run_patroni(synchronousMode=False)
+    assert {patroni_yml(m)["bootstrap"]["dcs"]["synchronous_mode"] for m in containers(run, "db-")} == {False}
+
+
+def test_patroni_members_run_the_image_built_on_the_pinned_postgres(patroni_dev):
+    image = patroni_dev.by_name("db-image")
+    assert image.type == BUILT_IMAGE
+    assert image.inputs["build"] == {"context": "./components/docker/images/patroni", "args": {"POSTGRES_IMAGE": POSTGRES_IMAGES["16"]}}
+    assert image.inputs["skipPush"] is True
+    assert {m.inputs["image"] for m in containers(patroni_dev, "db-")} == {fake_image_id(image.inputs["imageName"])}
+
+
+def yaml_keys(value: object) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {key for item in value.values() for key in yaml_keys(item)}
+    if isinstance(value, list):
+        return {key for item in value for key in yaml_keys(item)}
+    return set()
+
+
+def test_patroni_uploads_hold_no_password(patroni_dev):
+    uploaded = [u["content"] for m in containers(patroni_dev, "db-") for u in m.inputs["uploads"]]
+    assert uploaded and not any(FAKE_SECRET_PREFIX in text for text in uploaded)
+    # Patroni takes the passwords from PATRONI_*_PASSWORD, so the file has no such key.
+    for member in containers(patroni_dev, "db-"):
+        assert "password" not in yaml_keys(patroni_yml(member))
+
+
+def test_patroni_urls_list_every_member_and_are_secret():
+    run = run_patroni(replicas=2)
+    hosts = "db-0:5432,db-1:5432,db-2:5432"
+    assert run.outputs["databaseUrl"] == f"postgresql://app:fake-secret-secrets-db-app@{hosts}/app?target_session_attrs=read-write"
+    assert run.outputs["databaseReadUrl"].endswith(f"@{hosts}/app?target_session_attrs=prefer-standby")
+    assert run.outputs["dbWriterEndpoint"] == hosts
+    assert run.outputs["dbReaderEndpoints"] == hosts.split(",")
+    for key in ("databaseUrl", "databaseReadUrl"):
+        assert run.wire_outputs[key].get(SECRET_SIG_KEY) == SECRET_SIG
+    for replica in app_replicas(run):
+        assert env_of(replica)["DATABASE_URL"] == run.outputs["databaseUrl"]
+
+
+def test_patroni_in_a_stack_named_prod_protects_and_retains_every_data_volume():
+    run = run_patroni(stack="prod")
+    volumes = run.of_type(VOLUME)
+    assert sorted(v.name for v in volumes) == ["db-0-data", "db-1-data", "etcd-0-data", "etcd-1-data", "etcd-2-data", "storage-shared"]
+    assert all(v.protect and v.retain_on_delete for v in volumes)
+    assert not any(c.protect for c in run.of_type(CONTAINER))

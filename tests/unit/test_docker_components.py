@@ -5,14 +5,19 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components.config import HAPROXY_IMAGE, AppConfig, DatabaseConfig, LoadBalancerConfig, NfsConfig, StorageConfig
+import yaml
+
+from components.config import ETCD_IMAGE, HAPROXY_IMAGE, AppConfig, DatabaseConfig, LoadBalancerConfig, NfsConfig, StorageConfig
+from components.docker import patroni
 from components.docker.app import App, AppArgs
 from components.docker.database import HBA_FILE, Database, DatabaseArgs
+from components.docker.etcd import Etcd, EtcdArgs
 from components.docker.load_balancer import CONFIG_FILE, LoadBalancer, LoadBalancerArgs
 from components.docker.network import Network, NetworkArgs
+from components.docker.patroni import PatroniDatabase, PatroniDatabaseArgs
 from components.docker.storage import Storage, StorageArgs
 from components.secrets import StackSecrets, StackSecretsArgs
-from plan.engine import SECRET_SIG, SECRET_SIG_KEY
+from plan.engine import PROJECT_DIR, SECRET_SIG, SECRET_SIG_KEY
 from plan.fakes import FAKE_SECRET_PREFIX, fake_image_id
 from tests.unit.mock_run import (
     BUILT_IMAGE,
@@ -234,6 +239,129 @@ def test_database_connection_strings_list_every_node():
         ]
 
     return pulumi.Output.all(database.writer_url, database.reader_url).apply(check)
+
+
+# ---------------------------------------------------------------- etcd and patroni
+
+
+def flag_map(command: list[str]) -> dict[str, str]:
+    """`--name=value` flags of a command line."""
+    return dict(arg.removeprefix("--").split("=", 1) for arg in command if arg.startswith("--"))
+
+
+def test_etcd_is_three_members_bootstrapped_from_one_static_member_list():
+    run = run_components(lambda: Etcd("etcd", EtcdArgs(network_name="net", protect=False)))
+    assert run.one(REMOTE_IMAGE).inputs["name"] == ETCD_IMAGE
+    members = containers(run, "etcd-")
+    assert [m.name for m in members] == ["etcd-0", "etcd-1", "etcd-2"]
+    flags = [flag_map(m.inputs["command"]) for m in members]
+    assert {f["initial-cluster"] for f in flags} == {"etcd-0=http://etcd-0:2380,etcd-1=http://etcd-1:2380,etcd-2=http://etcd-2:2380"}
+    assert [f["advertise-client-urls"] for f in flags] == ["http://etcd-0:2379", "http://etcd-1:2379", "http://etcd-2:2379"]
+    assert {f["initial-cluster-token"] for f in flags} == {"hastack-dev-etcd"}
+    for member, member_flags in zip(members, flags):
+        assert member.inputs["image"] == fake_image_id(ETCD_IMAGE)
+        assert member.inputs["networksAdvanced"] == [{"name": "net", "aliases": [member.name]}]
+        assert member_flags["data-dir"] == member.inputs["volumes"][0]["containerPath"]
+        assert member.inputs["healthcheck"]["tests"][1].endswith("/etcdctl")
+        assert "ports" not in member.inputs
+        assert member.delete_before_replace
+
+
+def test_etcd_data_volumes_follow_protect():
+    protected = run_components(lambda: Etcd("etcd", EtcdArgs(network_name="net", protect=True)))
+    assert len(protected.of_type(VOLUME)) == 3
+    assert all(v.protect and v.retain_on_delete for v in protected.of_type(VOLUME))
+
+
+def declare_patroni(replicas: int = 1, protect: bool = False) -> None:
+    PatroniDatabase(
+        "db",
+        PatroniDatabaseArgs(
+            config=DatabaseConfig(replicas=replicas, failover="patroni", version="18"),
+            network_name="net",
+            replication_cidr=SUBNET,
+            etcd_endpoints=["etcd-0:2379", "etcd-1:2379", "etcd-2:2379"],
+            superuser_password=pulumi.Output.secret("super-pw"),
+            replication_password=pulumi.Output.secret("repl-pw"),
+            app_password=pulumi.Output.secret("app-pw"),
+            protect=protect,
+            depends_on=[],
+        ),
+    )
+
+
+def test_patroni_members_are_equal_but_for_their_name_and_addresses():
+    run = run_components(lambda: declare_patroni(replicas=2))
+    members = containers(run, "db-")
+    assert [m.name for m in members] == ["db-0", "db-1", "db-2"]
+    documents = [yaml.safe_load(upload(m, patroni.CONFIG_FILE)) for m in members]
+    for member, document in zip(members, documents):
+        assert document["name"] == member.name
+        assert document["postgresql"]["connect_address"] == f"{member.name}:5432"
+        # The PG 18 image mounts its volume at /var/lib/postgresql.
+        assert document["postgresql"]["data_dir"] == "/var/lib/postgresql/patroni"
+        assert member.inputs["volumes"] == [{"volumeName": f"{member.name}-data", "containerPath": "/var/lib/postgresql"}]
+        assert member.inputs["init"] is True
+    without_identity = [{**d, "name": None, "restapi": None, "postgresql": {**d["postgresql"], "connect_address": None}} for d in documents]
+    assert all(d == without_identity[0] for d in without_identity)
+    assert document["bootstrap"]["post_bootstrap"] == patroni.POST_BOOTSTRAP_SCRIPT
+    assert "CREATE DATABASE app OWNER app;" in upload(members[0], patroni.POST_BOOTSTRAP_SCRIPT)
+
+
+def test_patroni_passwords_reach_the_members_as_secrets_only():
+    run = run_components(lambda: declare_patroni())
+    for member in containers(run, "db-"):
+        secret_env = sorted(e["value"] for e in member.wire_inputs["envs"] if is_wire_secret(e))
+        assert secret_env == ["APP_DB_PASSWORD=app-pw", "PATRONI_REPLICATION_PASSWORD=repl-pw", "PATRONI_SUPERUSER_PASSWORD=super-pw"]
+        uploaded = [entry["content"] for entry in member.inputs["uploads"]]
+        assert not any(pw in text for pw in ("super-pw", "repl-pw", "app-pw") for text in uploaded)
+
+
+def test_patroni_data_volumes_follow_protect():
+    protected = run_components(lambda: declare_patroni(protect=True))
+    assert all(v.protect and v.retain_on_delete for v in protected.of_type(VOLUME))
+
+
+@pytest.mark.usefixtures("pulumi_mocks_dev")
+@pulumi.runtime.test
+def test_patroni_connection_strings_list_every_member():
+    database = PatroniDatabase(
+        "db",
+        PatroniDatabaseArgs(
+            config=DatabaseConfig(replicas=1, failover="patroni"),
+            network_name="net",
+            replication_cidr=SUBNET,
+            etcd_endpoints=["etcd-0:2379"],
+            superuser_password="s",
+            replication_password="r",
+            app_password=pulumi.Output.secret("pw"),
+            protect=False,
+            depends_on=[],
+        ),
+    )
+    assert database.reader_endpoints == ["db-0:5432", "db-1:5432"]
+
+    def check(urls):
+        assert urls == [
+            "postgresql://app:pw@db-0:5432,db-1:5432/app?target_session_attrs=read-write",
+            "postgresql://app:pw@db-0:5432,db-1:5432/app?target_session_attrs=prefer-standby",
+        ]
+
+    return pulumi.Output.all(database.writer_url, database.reader_url).apply(check)
+
+
+def test_patroni_image_is_debian_patroni_on_the_given_postgres_image_run_as_postgres():
+    context = PROJECT_DIR / patroni.IMAGE_CONTEXT
+    dockerfile = (context / "Dockerfile").read_text()
+    lines = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.startswith("#")]
+    assert lines[:2] == ["ARG POSTGRES_IMAGE", "FROM ${POSTGRES_IMAGE}"]
+    assert "apt-get install -y --no-install-recommends patroni=3.0.2-1 python3-etcd=0.4.5-4; \\" in lines
+    assert "USER postgres" in lines
+    assert f'HEALTHCHECK --interval=5s --timeout=3s --retries=3 --start-period=600s CMD ["{patroni.HEALTH_PROBE}"]' in lines
+    assert f'CMD ["{patroni.CONFIG_FILE}"]' in lines
+    probe = (context / patroni.HEALTH_PROBE).read_text()
+    assert f"http://127.0.0.1:{patroni.RESTAPI_PORT}/health" in probe
+    assert (context / patroni.HEALTH_PROBE).stat().st_mode & 0o111
 
 
 # ---------------------------------------------------------------- app

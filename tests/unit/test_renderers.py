@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from components.config import HealthCheckConfig
-from components.render import haproxy, patroni, postgres
+from components.render import etcd, haproxy, patroni, postgres
+from components.render.etcd import EtcdClusterSettings, EtcdMember, etcd_member_flags
 from components.render.haproxy import Backend, HaproxySettings, render_haproxy_cfg
 from components.render.patroni import PatroniSettings, patroni_post_bootstrap_script, render_patroni_yml
 from components.render.postgres import (
@@ -216,6 +217,38 @@ def test_patroni_post_bootstrap_creates_the_app_database_from_env() -> None:
     assert "CREATE DATABASE shop OWNER shop_app;" in script
 
 
+# ---------------------------------------------------------------- etcd
+
+
+def etcd_cluster(members: int = 3) -> EtcdClusterSettings:
+    return EtcdClusterSettings(members=tuple(EtcdMember(f"etcd-{i}", f"etcd-{i}") for i in range(members)),
+                               cluster_token="hastack-dev")
+
+
+def test_etcd_members_bootstrap_statically_from_the_same_member_list() -> None:
+    cluster = etcd_cluster()
+    flags = [dict(flag.removeprefix("--").split("=", 1) for flag in etcd_member_flags(cluster, f"etcd-{i}", "/var/lib/etcd"))
+             for i in range(3)]
+    assert {f["initial-cluster"] for f in flags} == {"etcd-0=http://etcd-0:2380,etcd-1=http://etcd-1:2380,etcd-2=http://etcd-2:2380"}
+    assert flags[1]["name"] == "etcd-1"
+    assert flags[1]["advertise-client-urls"] == "http://etcd-1:2379"
+    assert flags[1]["initial-advertise-peer-urls"] == "http://etcd-1:2380"
+    assert flags[1]["listen-client-urls"] == "http://0.0.0.0:2379"
+    assert flags[1]["initial-cluster-state"] == "new" and flags[1]["initial-cluster-token"] == "hastack-dev"
+    assert cluster.client_endpoints == ("etcd-0:2379", "etcd-1:2379", "etcd-2:2379")
+
+
+@pytest.mark.parametrize("members", [2, 4])
+def test_etcd_cluster_refuses_an_even_member_count(members: int) -> None:
+    with pytest.raises(ValueError, match="odd number"):
+        etcd_cluster(members)
+
+
+def test_etcd_flags_only_for_a_member_of_the_cluster() -> None:
+    with pytest.raises(ValueError, match="not a member"):
+        etcd_member_flags(etcd_cluster(), "etcd-9", "/var/lib/etcd")
+
+
 # ---------------------------------------------------------------- haproxy
 
 
@@ -267,7 +300,7 @@ def test_haproxy_settings_reject_unusable_backends(backends: tuple[Backend, ...]
         lb_settings(backends=backends)
 
 
-@pytest.mark.parametrize("module", [haproxy, postgres, patroni])
+@pytest.mark.parametrize("module", [haproxy, postgres, patroni, etcd])
 def test_renderers_import_no_pulumi(module) -> None:
     tree = ast.parse(Path(module.__file__).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}

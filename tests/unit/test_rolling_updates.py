@@ -16,10 +16,16 @@ from plan.engine import PROJECT_DIR, ProgramRun, RecordedResource, run_program, 
 from tests.unit.mock_run import CONTAINER, app_replicas, containers
 
 
-def run_with_app_replicas(replicas: int) -> ProgramRun:
+def run_with_app_replicas(replicas: int, database: dict | None = None) -> ProgramRun:
     raw = stack_file_config(PROJECT_DIR / "Pulumi.dev.yaml")
     raw["hastack:app"] = json.dumps({"replicas": replicas})
+    if database:
+        raw["hastack:database"] = json.dumps(database)
     return run_program(raw, "dev")
+
+
+def run_patroni(db_replicas: int) -> ProgramRun:
+    return run_with_app_replicas(2, {"replicas": db_replicas, "failover": "patroni"})
 
 
 def replacement_waves(nodes: list[RecordedResource]) -> list[list[str]]:
@@ -75,3 +81,28 @@ def test_only_the_fixed_port_load_balancer_and_the_single_writer_data_dirs_repla
     run = run_with_app_replicas(2)
     delete_first = sorted(r.name for r in run.of_type(CONTAINER) if r.delete_before_replace)
     assert delete_first == ["db-primary", "db-replica-0", "lb-haproxy"]
+
+
+# ---------------------------------------------------------------- failover: patroni
+
+
+@pytest.mark.parametrize("db_replicas", [1, 2])
+def test_patroni_members_start_after_every_etcd_member_and_are_replaced_one_at_a_time(db_replicas):
+    run = run_patroni(db_replicas)
+    etcd, members = containers(run, "etcd-"), containers(run, "db-")
+    # The etcd members form their quorum together: none waits for another.
+    assert replacement_waves(etcd) == [["etcd-0", "etcd-1", "etcd-2"]]
+    assert replacement_waves(etcd + members) == [["etcd-0", "etcd-1", "etcd-2"], *([f"db-{i}"] for i in range(1 + db_replicas))]
+    assert replacement_waves(members) == [[f"db-{i}"] for i in range(1 + db_replicas)]
+
+
+def test_with_patroni_the_app_waits_for_every_member():
+    run = run_patroni(2)
+    first = app_replicas(run)[0]
+    assert {n.urn for n in containers(run, "db-")} <= set(first.dependencies)
+
+
+def test_with_patroni_every_data_dir_owner_replaces_delete_first():
+    run = run_patroni(1)
+    delete_first = sorted(r.name for r in run.of_type(CONTAINER) if r.delete_before_replace)
+    assert delete_first == ["db-0", "db-1", "etcd-0", "etcd-1", "etcd-2", "lb-haproxy"]

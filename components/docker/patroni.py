@@ -1,0 +1,177 @@
+"""Self-hosted PostgreSQL with automatic failover: 1 + N Patroni members and etcd.
+
+Every member is the same container: Patroni (image built from images/patroni/ on top of
+the pinned postgres image) with its rendered patroni.yml and its own data volume. The
+first member to take the initialize key in etcd runs initdb and the post-bootstrap
+script (app role and database); the others copy it with pg_basebackup. Patroni then
+keeps one leader: when it dies, the leader key expires in etcd (ttl) and the sync
+standby takes over, so writes resume within about 7 s (docs/docker.md).
+
+Clients use the same multi-host URLs as with manual failover; `target_session_attrs`
+finds whichever member leads. Nothing here publishes a host port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.config import DatabaseConfig
+from components.docker.common import (
+    POSTGRES_PORT,
+    built_image,
+    connection_urls,
+    data_layout,
+    data_options,
+    env_entry,
+    healthcheck,
+    network_attachment,
+)
+from components.render.patroni import (
+    REPLICATION_PASSWORD_ENV,
+    SUPERUSER_PASSWORD_ENV,
+    PatroniSettings,
+    patroni_post_bootstrap_script,
+    render_patroni_yml,
+)
+from components.render.postgres import APP_DB_PASSWORD_ENV, PrimarySettings, replica_slot_name
+
+# The Dockerfile, relative to the project directory (where Pulumi runs the program).
+IMAGE_CONTEXT = "./components/docker/images/patroni"
+# Where the image's entrypoint reads its config (images/patroni/Dockerfile CMD).
+CONFIG_FILE = "/etc/patroni/patroni.yml"
+POST_BOOTSTRAP_SCRIPT = "/usr/local/bin/hastack-patroni-post-bootstrap"
+# The probe shipped in the image: GET /health on the REST API, 200 once postgres runs.
+HEALTH_PROBE = "hastack-patroni-health"
+# Patroni's REST API, which the other members, patronictl and the probe use (also in the image's probe).
+RESTAPI_PORT = 8008
+# PGDATA is a directory inside the volume rather than the volume root: initdb and
+# pg_basebackup create it with mode 0700, which postgres insists on, whatever mode the
+# image gave the mount point.
+DATA_SUBDIR = "patroni"
+# initdb + post-bootstrap, or a base backup of the whole leader, must finish in this.
+HEALTHY_TIMEOUT_S = 600
+# On SIGTERM Patroni stops postgres (fast shutdown) and releases the leader key, so a
+# standby takes over at once instead of after the ttl.
+STOP_GRACE_S = 60
+
+
+@dataclass(frozen=True)
+class PatroniDatabaseArgs:
+    config: DatabaseConfig
+    network_name: pulumi.Input[str]
+    # The private network's CIDR: pg_hba admits replication and app logins from it only.
+    replication_cidr: str
+    # `host:port` of every etcd member (Etcd.client_endpoints).
+    etcd_endpoints: list[str]
+    superuser_password: pulumi.Input[str]
+    replication_password: pulumi.Input[str]
+    app_password: pulumi.Input[str]
+    # Protect (and retain) the data volumes.
+    protect: bool
+    # The etcd cluster: running before the first member asks it for the leader lock.
+    depends_on: list[pulumi.Resource]
+
+
+class PatroniDatabase(pulumi.ComponentResource):
+    """`1 + config.replicas` equal Patroni members `<name>-0` ...; Patroni elects the leader."""
+
+    writer_endpoint: str
+    reader_endpoints: list[str]
+    writer_url: pulumi.Output[str]
+    reader_url: pulumi.Output[str]
+    node_names: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: PatroniDatabaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hastack:docker:PatroniDatabase", name, None, opts)
+        config = args.config
+        image = built_image(f"{name}-image", f"{name}-patroni", IMAGE_CONTEXT, self, {"POSTGRES_IMAGE": config.image})
+        layout = data_layout(config.version)
+        database = PrimarySettings(
+            # Patroni creates and drops the slots itself (use_slots); these only size
+            # max_replication_slots and max_wal_senders for the standbys.
+            replica_slots=tuple(replica_slot_name(index) for index in range(config.replicas)),
+            max_slot_wal_keep_size_mb=config.max_slot_wal_keep_size_mb,
+            replication_cidr=args.replication_cidr,
+            app_db=config.name,
+            app_user=config.user,
+            port=POSTGRES_PORT,
+        )
+        post_bootstrap = docker.ContainerUploadArgs(
+            file=POST_BOOTSTRAP_SCRIPT, content=patroni_post_bootstrap_script(database), permissions="0755"
+        )
+        # Patroni reads the first two itself; the post-bootstrap script reads the third.
+        envs = [
+            env_entry(SUPERUSER_PASSWORD_ENV, args.superuser_password),
+            env_entry(REPLICATION_PASSWORD_ENV, args.replication_password),
+            env_entry(APP_DB_PASSWORD_ENV, args.app_password),
+        ]
+
+        aliases = [f"{name}-{index}" for index in range(1 + config.replicas)]
+        members: list[docker.Container] = []
+        for alias in aliases:
+            settings = PatroniSettings(
+                scope=name,
+                node_name=alias,
+                etcd_hosts=tuple(args.etcd_endpoints),
+                restapi_listen=f"0.0.0.0:{RESTAPI_PORT}",
+                restapi_connect_address=f"{alias}:{RESTAPI_PORT}",
+                postgres_listen=f"0.0.0.0:{POSTGRES_PORT}",
+                postgres_connect_address=f"{alias}:{POSTGRES_PORT}",
+                data_dir=f"{layout.volume_path}/{DATA_SUBDIR}",
+                database=database,
+                synchronous_mode=config.synchronous_mode,
+                post_bootstrap_path=POST_BOOTSTRAP_SCRIPT,
+            )
+            data = docker.Volume(f"{alias}-data", driver="local", opts=data_options(self, args.protect))
+            members.append(
+                docker.Container(
+                    alias,
+                    image=image,
+                    envs=envs,
+                    uploads=[
+                        docker.ContainerUploadArgs(file=CONFIG_FILE, content=render_patroni_yml(settings), permissions="0644"),
+                        post_bootstrap,
+                    ],
+                    volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=layout.volume_path)],
+                    networks_advanced=[network_attachment(args.network_name, alias)],
+                    healthcheck=healthcheck([HEALTH_PROBE], interval_s=2, timeout_s=3, retries=5, start_period_s=HEALTHY_TIMEOUT_S),
+                    # Patroni is PID 1 and does not reap orphans (a killed pg_basebackup's
+                    # children, say); Docker's init does.
+                    init=True,
+                    restart="unless-stopped",
+                    wait=True,
+                    wait_timeout=HEALTHY_TIMEOUT_S,
+                    destroy_grace_seconds=STOP_GRACE_S,
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        # A chain: on first create the first member bootstraps the cluster
+                        # and each next one copies a running leader; on an update the
+                        # members are replaced one at a time, so the others keep serving
+                        # (a leader that stops hands over to its sync standby).
+                        depends_on=[*members[-1:], *args.depends_on],
+                        # Two postmasters on one data dir corrupt it: the old container must
+                        # be gone before its replacement mounts the volume. (No cascade: the
+                        # next member depends on this one by `depends_on` only.)
+                        delete_before_replace=True,
+                    ),
+                )
+            )
+
+        # Any member may lead, so every one is listed, and any may be a standby.
+        every_member = [f"{alias}:{POSTGRES_PORT}" for alias in aliases]
+        self.writer_endpoint = ",".join(every_member)
+        self.reader_endpoints = every_member
+        self.writer_url, self.reader_url = connection_urls(config.user, args.app_password, every_member, config.name)
+        self.node_names = pulumi.Output.all(*[member.name for member in members])
+        self.register_outputs(
+            {
+                "writerEndpoint": self.writer_endpoint,
+                "readerEndpoints": self.reader_endpoints,
+                "writerUrl": self.writer_url,
+                "readerUrl": self.reader_url,
+                "nodeNames": self.node_names,
+            }
+        )

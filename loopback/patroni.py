@@ -1,0 +1,278 @@
+"""Patroni on 127.0.0.1: an etcd cluster and Patroni nodes started from the rendered etcd
+flags and patroni.yml (the same renderers the Docker components use), and a leader
+crash under steady writes.
+
+    with loopback_patroni() as cluster:
+        outcome = crash_leader_under_writes(cluster)
+        outcome.writes_resume_s, outcome.lost
+
+Used by tests/integration/test_render_patroni.py and bench/patroni_failover.py. Every
+process runs on 127.0.0.1 (Patroni and postgres as the postgres OS user) and is stopped
+on exit; everything lives under temp dirs that are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from components.render.etcd import EtcdClusterSettings, EtcdMember, etcd_member_flags
+from components.render.patroni import (
+    REPLICATION_PASSWORD_ENV,
+    SUPERUSER_PASSWORD_ENV,
+    PatroniSettings,
+    patroni_post_bootstrap_script,
+    render_patroni_yml,
+)
+from components.render.postgres import APP_DB_PASSWORD_ENV, PrimarySettings, replica_slot_name
+
+from .binaries import POSTGRES_BIN_DIR, find
+from .ports import free_port, wait_until
+from .postgres import chown_to_postgres, make_owned_dir, remove_tree
+from .replication import APP_DB, APP_USER, LOOPBACK_CIDR, MAX_SLOT_WAL_KEEP_SIZE_MB, Passwords
+
+# As on Docker (components/docker/etcd.py): three members, so one may be lost.
+ETCD_MEMBERS = 3
+# Binaries every function here needs; callers check them to skip or fail early.
+REQUIRED_BINARIES = ("etcd", "patroni", "postgres", "psql")
+# Bounds on waiting for the cluster, so a broken setup fails instead of hanging.
+ETCD_READY_S = 30
+CLUSTER_READY_S = 90
+WRITES_FLOWING_S = 30
+FAILOVER_WAIT_S = 60
+# Commits acknowledged before the crash, so the crash hits a cluster under load.
+WRITES_BEFORE_CRASH = 50
+
+
+def _stop(process: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`; reaped either way."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextmanager
+def loopback_etcd(members: int = ETCD_MEMBERS) -> Iterator[tuple[str, ...]]:
+    """An etcd cluster on 127.0.0.1 from the rendered member flags; yields its client endpoints."""
+    root = make_owned_dir("hastack-etcd-")
+    cluster = EtcdClusterSettings(
+        members=tuple(EtcdMember(f"etcd-{index}", "127.0.0.1", free_port(), free_port()) for index in range(members)),
+        cluster_token="hastack-loopback",
+        listen_host="127.0.0.1",
+    )
+    processes = []
+    try:
+        for member in cluster.members:
+            with open(root / f"{member.name}.log", "ab") as log:
+                processes.append(subprocess.Popen(
+                    [find("etcd"), *etcd_member_flags(cluster, member.name, str(root / member.name))],
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        # /health answers true once the member serves requests through a quorum.
+        for member in cluster.members:
+            wait_until(lambda: _etcd_healthy(member), ETCD_READY_S, f"etcd member {member.name} healthy", 0.1)
+        yield cluster.client_endpoints
+    finally:
+        for process in processes:
+            _stop(process, grace_s=20)
+        remove_tree(root)
+
+
+def _etcd_healthy(member: EtcdMember) -> bool:
+    try:
+        with urllib.request.urlopen(f"{member.client_url}/health", timeout=1) as response:
+            return json.load(response).get("health") == "true"
+    except OSError:
+        return False
+
+
+@dataclass
+class PatroniNode:
+    settings: PatroniSettings
+    postgres_port: int
+    api_port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def name(self) -> str:
+        return self.settings.node_name
+
+    def start(self, config_path: Path, env: dict[str, str], log_path: Path) -> None:
+        # Popen(user=...) rather than runuser: on SIGTERM runuser kills its child after
+        # 2 s, before Patroni has stopped postgres, which would orphan the postmaster.
+        as_postgres_user = {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen([find("patroni"), str(config_path)], env=env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True, **as_postgres_user)
+
+    def api(self, path: str) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}{path}", timeout=2) as response:
+            return json.load(response)
+
+    def crash(self) -> None:
+        """SIGKILL the node: Patroni, and postgres with all its backends."""
+        self._kill_postgres()
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Patroni stops its postgres on SIGTERM; whatever is left after that gets SIGKILL."""
+        if self.process is not None:
+            _stop(self.process, grace_s=30)
+        self._kill_postgres()
+
+    def _kill_postgres(self) -> None:
+        # Patroni runs postgres in a session (process group) of its own.
+        pid_file = Path(self.settings.data_dir) / "postmaster.pid"
+        try:
+            os.killpg(os.getpgid(int(pid_file.read_text().split()[0])), signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # postgres is not running
+
+
+@dataclass
+class PatroniCluster:
+    nodes: list[PatroniNode]
+    passwords: Passwords
+
+    def roles(self) -> dict[str, str]:
+        """{node name: role} as the cluster reports it: leader, sync_standby, replica."""
+        for node in self.nodes:
+            if node.process.poll() is None:
+                try:
+                    return {member["name"]: member["role"] for member in node.api("/cluster")["members"]}
+                except OSError:
+                    continue
+        return {}
+
+    def writer(self) -> psycopg.Connection:
+        """The app's writer connection: every node listed, read-write wanted (as DATABASE_URL)."""
+        return psycopg.connect(host=",".join("127.0.0.1" for _ in self.nodes),
+                               port=",".join(str(n.postgres_port) for n in self.nodes),
+                               user=APP_USER, password=self.passwords.app, dbname=APP_DB,
+                               target_session_attrs="read-write", connect_timeout=1, autocommit=True)
+
+    def wait_for_leader_and_sync_standby(self) -> None:
+        def ready() -> bool:
+            exited = [node.name for node in self.nodes if node.process.poll() is not None]
+            if exited:
+                raise RuntimeError(f"patroni exited on {exited}")
+            roles = sorted(self.roles().values())
+            return roles.count("leader") == 1 and "sync_standby" in roles
+
+        wait_until(ready, CLUSTER_READY_S, "a leader and a sync standby", interval_s=0.2)
+
+
+@contextmanager
+def loopback_patroni(members: int = 2) -> Iterator[PatroniCluster]:
+    """`members` Patroni nodes over a loopback etcd cluster, with a leader and a sync standby."""
+    with ExitStack() as stack:
+        etcd_endpoints = stack.enter_context(loopback_etcd())
+        root = make_owned_dir("hastack-patroni-")
+        stack.callback(remove_tree, root)
+        passwords = Passwords.generate()
+        database = PrimarySettings(replica_slots=tuple(replica_slot_name(i) for i in range(members - 1)),
+                                   max_slot_wal_keep_size_mb=MAX_SLOT_WAL_KEEP_SIZE_MB,
+                                   replication_cidr=LOOPBACK_CIDR, app_db=APP_DB, app_user=APP_USER,
+                                   listen_addresses="127.0.0.1")
+        post_bootstrap = root / "post-bootstrap.sh"
+        post_bootstrap.write_text(patroni_post_bootstrap_script(database, bin_dir=str(POSTGRES_BIN_DIR)))
+        post_bootstrap.chmod(0o755)
+        # HOME: Patroni writes its pgpass file there, and /root is not the postgres user's.
+        env = {**os.environ, "HOME": str(root), SUPERUSER_PASSWORD_ENV: passwords.superuser,
+               REPLICATION_PASSWORD_ENV: passwords.replication, APP_DB_PASSWORD_ENV: passwords.app}
+        nodes = []
+        for index in range(members):
+            postgres_port, api_port = free_port(), free_port()
+            settings = PatroniSettings(
+                scope="hastack-loopback", node_name=f"db-{index}", etcd_hosts=etcd_endpoints,
+                restapi_listen=f"127.0.0.1:{api_port}", restapi_connect_address=f"127.0.0.1:{api_port}",
+                postgres_listen=f"127.0.0.1:{postgres_port}", postgres_connect_address=f"127.0.0.1:{postgres_port}",
+                data_dir=str(root / f"db-{index}"), database=database, bin_dir=str(POSTGRES_BIN_DIR),
+                unix_socket_dir=str(root), post_bootstrap_path=str(post_bootstrap))
+            nodes.append(PatroniNode(settings, postgres_port, api_port))
+        for node in nodes:
+            stack.callback(node.stop)
+            config = root / f"{node.name}.yml"
+            config.write_text(render_patroni_yml(node.settings))
+            chown_to_postgres(config)
+            node.start(config, env, root / f"{node.name}.log")
+        cluster = PatroniCluster(nodes, passwords)
+        cluster.wait_for_leader_and_sync_standby()
+        yield cluster
+
+
+class SteadyWriter(threading.Thread):
+    """Inserts ids 1, 2, 3, ... one commit at a time, reconnecting after errors the way
+    an app would, and records when each commit was acknowledged."""
+
+    def __init__(self, cluster: PatroniCluster):
+        super().__init__(daemon=True)
+        self.cluster = cluster
+        self.acknowledged_at: dict[int, float] = {}
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        next_id = 1
+        while not self.stopping.is_set():
+            try:
+                with self.cluster.writer() as conn:
+                    while not self.stopping.is_set():
+                        conn.execute("INSERT INTO notes VALUES (%s)", (next_id,))
+                        self.acknowledged_at[next_id] = time.monotonic()
+                        next_id += 1
+            except psycopg.OperationalError:
+                # The commit of next_id may or may not have happened; it was not
+                # acknowledged, so it is not counted either way. Retry under a new id.
+                next_id += 1
+                self.stopping.wait(0.05)  # back off between reconnects instead of spinning
+
+    def first_ack_after(self, moment: float) -> float | None:
+        return min((at for at in list(self.acknowledged_at.values()) if at > moment), default=None)
+
+
+@dataclass(frozen=True)
+class FailoverOutcome:
+    crashed: str  # the leader that was SIGKILLed
+    writes_resume_s: float  # from the SIGKILL to the first commit acknowledged after it
+    acknowledged: int  # commits acknowledged to the writer over the whole run
+    lost: frozenset[int] = field(default_factory=frozenset)  # acknowledged ids missing afterwards
+
+
+def crash_leader_under_writes(cluster: PatroniCluster) -> FailoverOutcome:
+    """SIGKILL the leader node while one writer commits steadily; measure how long until a
+    write is accepted again, and which acknowledged commits the new leader lacks."""
+    with cluster.writer() as conn:
+        conn.execute("CREATE TABLE notes (id int PRIMARY KEY)")
+    load = SteadyWriter(cluster)
+    load.start()
+    try:
+        wait_until(lambda: len(load.acknowledged_at) >= WRITES_BEFORE_CRASH, WRITES_FLOWING_S, "writes flowing")
+        roles = cluster.roles()
+        leader = next(node for node in cluster.nodes if roles.get(node.name) == "leader")
+        leader.crash()
+        crashed_at = time.monotonic()
+        wait_until(lambda: load.first_ack_after(crashed_at) is not None, FAILOVER_WAIT_S,
+                   "a write accepted after the leader crashed", interval_s=0.05)
+        writes_resume_s = load.first_ack_after(crashed_at) - crashed_at
+    finally:
+        load.stopping.set()
+        load.join(timeout=10)
+    with cluster.writer() as conn:
+        stored = {row[0] for row in conn.execute("SELECT id FROM notes")}
+    return FailoverOutcome(crashed=leader.name, writes_resume_s=writes_resume_s,
+                           acknowledged=len(load.acknowledged_at), lost=frozenset(set(load.acknowledged_at) - stored))
