@@ -17,7 +17,7 @@ import traceback
 
 from loopback import drills
 from loopback.binaries import MissingBinary
-from loopback.stack import loopback_stack
+from loopback.stack import run_loopback_stack
 
 DRILLS = {
     "replica_crash": drills.replica_crash,
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     failed = 0
     for name in argv or DRILLS:
         try:
-            with loopback_stack() as stack:
+            with run_loopback_stack() as stack:
                 result = DRILLS[name](stack)
         except MissingBinary as missing:
             print(f"bench.drills: {missing}", file=sys.stderr)

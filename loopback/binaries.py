@@ -28,6 +28,6 @@ def find(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if found:
         return found
-    package = {"haproxy": "haproxy", "wrk": "wrk", "patroni": "patroni", "etcd": "etcd-server",
+    package = {"haproxy": "haproxy", "wrk": "wrk", "patroni": "patroni", "patronictl": "patroni", "etcd": "etcd-server",
                "pgbackrest": "pgbackrest"}.get(name, "postgresql-15")
     raise MissingBinary(f"{name} is not installed; run: apt-get install -y {package}")

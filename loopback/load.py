@@ -172,7 +172,7 @@ class MixedLoad:
                 await asyncio.sleep(max(0.0, start_at - time.monotonic()))
                 await slots.acquire()
                 task = asyncio.create_task(self._one(client, next(kinds)))
-                task.add_done_callback(lambda done, slots=slots: slots.release())
+                task.add_done_callback(lambda _: slots.release())
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             await asyncio.gather(*in_flight)

@@ -45,12 +45,14 @@ from .replication import APP_DB, APP_USER, LOOPBACK_CIDR, MAX_SLOT_WAL_KEEP_SIZE
 # As on Docker (components/docker/etcd.py): three members, so one may be lost.
 ETCD_MEMBERS = 3
 # Binaries every function here needs; callers check them to skip or fail early.
-REQUIRED_BINARIES = ("etcd", "patroni", "postgres", "psql")
+REQUIRED_BINARIES = ("etcd", "patroni", "patronictl", "postgres", "psql")
 # Bounds on waiting for the cluster, so a broken setup fails instead of hanging.
 ETCD_READY_S = 30
 CLUSTER_READY_S = 90
 WRITES_FLOWING_S = 30
 FAILOVER_WAIT_S = 60
+# A switchover or reinit with --wait; patronictl itself gives up on a switchover after 30 s.
+PATRONICTL_TIMEOUT_S = 120
 # Commits acknowledged before the crash, so the crash hits a cluster under load.
 WRITES_BEFORE_CRASH = 50
 
@@ -66,28 +68,42 @@ def _stop(process: subprocess.Popen, grace_s: float) -> None:
             process.wait(timeout=10)
 
 
+@dataclass
+class EtcdCluster:
+    settings: EtcdClusterSettings
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def client_endpoints(self) -> tuple[str, ...]:
+        return self.settings.client_endpoints
+
+    def crash(self, member_name: str) -> None:
+        """SIGKILL one member, as when its container dies."""
+        self.processes[member_name].kill()
+        self.processes[member_name].wait(timeout=10)
+
+
 @contextmanager
-def loopback_etcd(members: int = ETCD_MEMBERS) -> Iterator[tuple[str, ...]]:
-    """An etcd cluster on 127.0.0.1 from the rendered member flags; yields its client endpoints."""
+def loopback_etcd(members: int = ETCD_MEMBERS) -> Iterator[EtcdCluster]:
+    """An etcd cluster on 127.0.0.1, started from the rendered member flags."""
     root = make_owned_dir("hastack-etcd-")
-    cluster = EtcdClusterSettings(
+    cluster = EtcdCluster(EtcdClusterSettings(
         members=tuple(EtcdMember(f"etcd-{index}", "127.0.0.1", free_port(), free_port()) for index in range(members)),
         cluster_token="hastack-loopback",
         listen_host="127.0.0.1",
-    )
-    processes = []
+    ))
     try:
-        for member in cluster.members:
+        for member in cluster.settings.members:
             with open(root / f"{member.name}.log", "ab") as log:
-                processes.append(subprocess.Popen(
-                    [find("etcd"), *etcd_member_flags(cluster, member.name, str(root / member.name))],
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+                cluster.processes[member.name] = subprocess.Popen(
+                    [find("etcd"), *etcd_member_flags(cluster.settings, member.name, str(root / member.name))],
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         # /health answers true once the member serves requests through a quorum.
-        for member in cluster.members:
+        for member in cluster.settings.members:
             wait_until(lambda: _etcd_healthy(member), ETCD_READY_S, f"etcd member {member.name} healthy", 0.1)
-        yield cluster.client_endpoints
+        yield cluster
     finally:
-        for process in processes:
+        for process in cluster.processes.values():
             _stop(process, grace_s=20)
         remove_tree(root)
 
@@ -106,12 +122,14 @@ class PatroniNode:
     postgres_port: int
     api_port: int
     process: subprocess.Popen | None = None
+    config_path: Path | None = None
 
     @property
     def name(self) -> str:
         return self.settings.node_name
 
     def start(self, config_path: Path, env: dict[str, str], log_path: Path) -> None:
+        self.config_path = config_path
         # Popen(user=...) rather than runuser: on SIGTERM runuser kills its child after
         # 2 s, before Patroni has stopped postgres, which would orphan the postmaster.
         as_postgres_user = {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
@@ -148,6 +166,7 @@ class PatroniNode:
 class PatroniCluster:
     nodes: list[PatroniNode]
     passwords: Passwords
+    etcd: EtcdCluster
 
     def roles(self) -> dict[str, str]:
         """{node name: role} as the cluster reports it: leader, sync_standby, replica."""
@@ -166,6 +185,14 @@ class PatroniCluster:
                                user=APP_USER, password=self.passwords.app, dbname=APP_DB,
                                target_session_attrs="read-write", connect_timeout=1, autocommit=True)
 
+    def patronictl(self, *args: str) -> str:
+        """Run `patronictl -c <patroni.yml> ARGS` (as the runbook does in a member) and return its output."""
+        result = subprocess.run([find("patronictl"), "-c", str(self.nodes[0].config_path), *args],
+                                capture_output=True, text=True, timeout=PATRONICTL_TIMEOUT_S)
+        if result.returncode != 0:
+            raise RuntimeError(f"patronictl {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+        return result.stdout
+
     def wait_for_leader_and_sync_standby(self) -> None:
         def ready() -> bool:
             exited = [node.name for node in self.nodes if node.process.poll() is not None]
@@ -181,7 +208,7 @@ class PatroniCluster:
 def loopback_patroni(members: int = 2) -> Iterator[PatroniCluster]:
     """`members` Patroni nodes over a loopback etcd cluster, with a leader and a sync standby."""
     with ExitStack() as stack:
-        etcd_endpoints = stack.enter_context(loopback_etcd())
+        etcd = stack.enter_context(loopback_etcd())
         root = make_owned_dir("hastack-patroni-")
         stack.callback(remove_tree, root)
         passwords = Passwords.generate()
@@ -199,7 +226,7 @@ def loopback_patroni(members: int = 2) -> Iterator[PatroniCluster]:
         for index in range(members):
             postgres_port, api_port = free_port(), free_port()
             settings = PatroniSettings(
-                scope="hastack-loopback", node_name=f"db-{index}", etcd_hosts=etcd_endpoints,
+                scope="hastack-loopback", node_name=f"db-{index}", etcd_hosts=etcd.client_endpoints,
                 restapi_listen=f"127.0.0.1:{api_port}", restapi_connect_address=f"127.0.0.1:{api_port}",
                 postgres_listen=f"127.0.0.1:{postgres_port}", postgres_connect_address=f"127.0.0.1:{postgres_port}",
                 data_dir=str(root / f"db-{index}"), database=database, bin_dir=str(POSTGRES_BIN_DIR),
@@ -211,7 +238,7 @@ def loopback_patroni(members: int = 2) -> Iterator[PatroniCluster]:
             config.write_text(render_patroni_yml(node.settings))
             chown_to_postgres(config)
             node.start(config, env, root / f"{node.name}.log")
-        cluster = PatroniCluster(nodes, passwords)
+        cluster = PatroniCluster(nodes, passwords, etcd)
         cluster.wait_for_leader_and_sync_standby()
         yield cluster
 

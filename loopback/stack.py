@@ -9,7 +9,7 @@ on 127.0.0.1, every piece configured by the same renderers the Docker components
   uploads mount;
 - HAProxy (loopback/haproxy.py) from the rendered haproxy.cfg in front of the apps.
 
-    with loopback_stack(app_replicas=3) as stack:
+    with run_loopback_stack(app_replicas=3) as stack:
         httpx.get(stack.url + "/")
         stack.apps[1].kill()
         stack.haproxy.wait_for_server("app-1", DOWN, deadline_s=5)
@@ -30,7 +30,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.config import HealthCheckConfig
 from components.render.postgres import REPLICATION_PASSWORD_ENV, replica_bootstrap_script
 
 from .app import AppProcess, app_cluster, database_url, start_app
@@ -46,15 +45,12 @@ HEALTH_PATH = "/readyz"
 # How long a SIGTERMed app keeps serving while /readyz says 503, before it stops
 # accepting connections. It must outlast the LB's ejection of an unready server,
 # interval + (fall - 1) * fastinter = 750 ms with the default health check, so no
-# request is ever sent to a closed socket; the margin covers a busy 2-core CI box.
+# request is ever sent to a closed socket. Half the app's 3 s default: quicker drills,
+# and a tighter margin than production has, so a pass here is the harder case.
 SHUTDOWN_DRAIN_S = 1.5
 
 # The slot the old primary streams through once rebuilt as a replica after a failover.
 REBUILT_PRIMARY_SLOT = "rebuilt_primary"
-
-# The app's seconds to connect to a database host: short, so a dead node listed first
-# in a multi-host URL costs little before libpq tries the next one.
-DB_CONNECT_TIMEOUT_S = 1
 
 
 @dataclass
@@ -104,8 +100,8 @@ class LoopbackStack:
     def promote_command(self, replica_index: int = 0) -> list[str]:
         """The runbook's manual failover, loopback form: `SELECT pg_promote()` through
         psql as the postgres OS user on the replica's local socket (the pg_hba `local
-        ... peer` line), exactly as `docker exec <replica> psql -U postgres -c ...` does
-        in a container. See docs/runbooks.md."""
+        ... peer` line), as `docker exec -u postgres <replica> psql -c ...` does in a
+        container. See docs/runbooks.md."""
         replica = self.db.replicas[replica_index]
         return as_postgres([find("psql"), "-h", str(self.db.root), "-p", str(replica.port), "-U", SUPERUSER,
                             "-d", "postgres", "-X", "-tA", "-c", "SELECT pg_promote()"])
@@ -160,10 +156,10 @@ def _node_urls(db: LoopbackDatabase) -> tuple[str, str]:
 
 
 @contextmanager
-def loopback_stack(app_replicas: int = 3, db_replicas: int = 1, *,
-                   app_env: Mapping[str, str] | None = None,
-                   health: HealthCheckConfig = HealthCheckConfig()) -> Iterator[LoopbackStack]:
+def run_loopback_stack(app_replicas: int = 3, db_replicas: int = 1, *,
+                   app_env: Mapping[str, str] | None = None) -> Iterator[LoopbackStack]:
     """Start the stack, wait until the LB sees every app UP, yield it; stop it all on exit.
+    HAProxy's health checks have the stack config's defaults, as in the shipped stacks.
 
     `app_env` adds to or overrides the app's environment (loopback/app.py LOOPBACK_ENV).
     """
@@ -178,15 +174,13 @@ def loopback_stack(app_replicas: int = 3, db_replicas: int = 1, *,
             storage.mkdir()
             env = {
                 "SHUTDOWN_DRAIN_S": str(SHUTDOWN_DRAIN_S),
-                "DB_CONNECT_TIMEOUT_S": str(DB_CONNECT_TIMEOUT_S),
                 # The Docker stack puts the password in the URL; libpq reads it from here too.
                 "PGPASSWORD": db.passwords.app,
                 **(app_env or {}),
             }
             apps = running.enter_context(app_cluster(app_replicas, writer_url, storage, root,
                                                      read_url=reader_url, extra_env=env))
-            haproxy = LoopbackHaproxy(loopback_settings({app.node_id: app.port for app in apps},
-                                                        HEALTH_PATH, health), root)
+            haproxy = LoopbackHaproxy(loopback_settings({app.node_id: app.port for app in apps}, HEALTH_PATH), root)
             stack = LoopbackStack(root=root, storage=storage, db=db, apps=apps, haproxy=haproxy,
                                   writer_url=writer_url, reader_url=reader_url, app_env=env)
             running.enter_context(haproxy)

@@ -54,7 +54,7 @@ def built_image(
 
 
 def data_options(parent: pulumi.Resource, protect: bool) -> pulumi.ResourceOptions:
-    """Options for a resource that holds data (DB data dirs, the shared uploads volume).
+    """Options for a resource that holds data (DB and etcd data dirs, the shared uploads volume).
 
     `protect` makes `pulumi destroy` and replacements refuse to delete it; with
     `retain_on_delete` the data also survives if someone unprotects it in state and

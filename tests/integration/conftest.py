@@ -16,8 +16,7 @@ import pytest
 from loopback.app import AppProcess, app_cluster, database_url
 from loopback.binaries import MissingBinary, find, in_ci
 from loopback.postgres import PgCluster, init_cluster, make_owned_dir, remove_tree
-from loopback.stack import LoopbackStack
-from loopback.stack import loopback_stack as running_loopback_stack
+from loopback.stack import LoopbackStack, run_loopback_stack
 
 # Durability is not under test; these make initdb'd clusters fast on a shared CI box.
 FAST_POSTGRES_FLAGS = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
@@ -124,5 +123,5 @@ def loopback_stack(stack_binaries_installed: None) -> Iterator[LoopbackStack]:
     replicas behind HAProxy, a DB primary + streaming replica, a shared temp dir; all
     from the Docker components' renderers. Every process ends and every dir goes in
     teardown."""
-    with running_loopback_stack() as stack:
+    with run_loopback_stack() as stack:
         yield stack

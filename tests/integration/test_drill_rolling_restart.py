@@ -9,7 +9,7 @@ import pytest
 
 from loopback.drills import rolling_restart, submit_jobs
 from loopback.haproxy import UP
-from loopback.stack import loopback_stack
+from loopback.stack import run_loopback_stack
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def test_sigterm_during_a_claim_leaves_no_job_stuck_in_processing():
     """The rolling restart's job check, made sharp: workers that poll without pause are
     almost always mid-claim when SIGTERM lands. A claim abandoned there would leave its
     job `processing` until the stale reclaim (a minute by default)."""
-    with loopback_stack(app_replicas=2, app_env={"JOB_POLL_S": "0.001"}) as stack:
+    with run_loopback_stack(app_replicas=2, app_env={"JOB_POLL_S": "0.001"}) as stack:
         for step in range(4):
             app = stack.apps[step % 2]
             submit_jobs(stack.url, f"claim-race-{step}", 300, work_s=0.0)

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loopback.stack import loopback_stack, process_tree
+from loopback.processes import process_tree
+from loopback.stack import run_loopback_stack
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ def test_stack_serves_through_the_lb_with_every_db_node_in_the_app_urls(loopback
 
 @pytest.mark.usefixtures("stack_binaries_installed")
 def test_teardown_ends_every_process_and_removes_every_dir():
-    with loopback_stack() as stack:
+    with run_loopback_stack() as stack:
         # A restarted app and a restarted DB replica must be cleaned up as well.
         stack.apps[0].kill()
         stack.restart_app(0)

@@ -304,7 +304,7 @@ def test_patroni_members_are_equal_but_for_their_name_and_addresses():
         assert member.inputs["init"] is True
     without_identity = [{**d, "name": None, "restapi": None, "postgresql": {**d["postgresql"], "connect_address": None}} for d in documents]
     assert all(d == without_identity[0] for d in without_identity)
-    assert document["bootstrap"]["post_bootstrap"] == patroni.POST_BOOTSTRAP_SCRIPT
+    assert documents[0]["bootstrap"]["post_bootstrap"] == patroni.POST_BOOTSTRAP_SCRIPT
     assert "CREATE DATABASE app OWNER app;" in upload(members[0], patroni.POST_BOOTSTRAP_SCRIPT)
 
 
