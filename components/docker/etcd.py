@@ -41,7 +41,6 @@ class Etcd(pulumi.ComponentResource):
     """A three-member etcd cluster on the private network, members `<name>-0` ... `<name>-2`."""
 
     client_endpoints: list[str]
-    members: list[docker.Container]
     node_names: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: EtcdArgs, opts: pulumi.ResourceOptions | None = None):
@@ -53,10 +52,10 @@ class Etcd(pulumi.ComponentResource):
             cluster_token=f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}",
         )
         self.client_endpoints = list(cluster.client_endpoints)
-        self.members = []
+        members: list[docker.Container] = []
         for member in cluster.members:
             data = docker.Volume(f"{member.name}-data", driver="local", opts=data_options(self, args.protect))
-            self.members.append(
+            members.append(
                 docker.Container(
                     member.name,
                     image=image.image_id,
@@ -86,5 +85,5 @@ class Etcd(pulumi.ComponentResource):
                     ),
                 )
             )
-        self.node_names = pulumi.Output.all(*[member.name for member in self.members])
+        self.node_names = pulumi.Output.all(*[member.name for member in members])
         self.register_outputs({"clientEndpoints": self.client_endpoints, "nodeNames": self.node_names})
