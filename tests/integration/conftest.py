@@ -15,6 +15,7 @@ import pytest
 
 from loopback.app import AppProcess, app_cluster, database_url
 from loopback.binaries import MissingBinary, find, in_ci
+from loopback.patroni import REQUIRED_BINARIES as PATRONI_BINARIES
 from loopback.postgres import PgCluster, init_cluster, make_owned_dir, remove_tree
 from loopback.stack import LoopbackStack, run_loopback_stack
 
@@ -37,6 +38,20 @@ def require_binaries(*names: str) -> None:
 @pytest.fixture
 def haproxy_installed() -> None:
     require_binaries("haproxy")
+
+
+POSTGRES_BINARIES = ("initdb", "postgres", "psql", "pg_isready", "pg_basebackup", "pg_receivewal")
+
+
+@pytest.fixture
+def postgres_installed() -> None:
+    """What a primary + streaming replica from the rendered scripts runs."""
+    require_binaries(*POSTGRES_BINARIES)
+
+
+@pytest.fixture
+def patroni_installed() -> None:
+    require_binaries(*PATRONI_BINARIES)
 
 
 @contextmanager
@@ -109,7 +124,7 @@ def start_apps(workdir: Path, shared_storage: Path) -> Iterator[Callable[..., li
 @pytest.fixture
 def stack_binaries_installed() -> None:
     """Every binary the whole stack on loopback (loopback/stack.py) runs."""
-    require_binaries("haproxy", "initdb", "postgres", "pg_isready", "pg_basebackup", "pg_receivewal", "psql")
+    require_binaries("haproxy", *POSTGRES_BINARIES)
 
 
 @pytest.fixture

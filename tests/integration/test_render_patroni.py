@@ -15,26 +15,14 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from loopback.binaries import MissingBinary, find, in_ci
-from loopback.patroni import REQUIRED_BINARIES, PatroniCluster, crash_leader_under_writes, loopback_patroni
+from loopback.patroni import PatroniCluster, crash_leader_under_writes, loopback_patroni
 from loopback.ports import wait_until
 from loopback.replication import APP_DB, APP_USER
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("patroni_installed")]
 
 # HA target: writes accepted again within 10 s of a node crash.
 FAILOVER_LIMIT_S = 10.0
-
-
-@pytest.fixture(autouse=True)
-def patroni_installed() -> None:
-    try:
-        for name in REQUIRED_BINARIES:
-            find(name)
-    except MissingBinary as err:
-        if in_ci():
-            pytest.fail(str(err))
-        pytest.skip(str(err))
 
 
 @pytest.fixture

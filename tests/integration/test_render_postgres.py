@@ -8,23 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from components.render.postgres import BOOTSTRAP_MARKER, EXISTING_CLUSTER_MARKER, HALF_FINISHED_MARKER
-from loopback.binaries import MissingBinary, find, in_ci
 from loopback.ports import wait_until
 from loopback.postgres import PgCluster, chown_to_postgres
 from loopback.replication import MAX_SLOT_WAL_KEEP_SIZE_MB, LoopbackDatabase, loopback_database
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def postgres_installed() -> None:
-    try:
-        for name in ("initdb", "postgres", "psql", "pg_isready", "pg_basebackup", "pg_receivewal"):
-            find(name)
-    except MissingBinary as err:
-        if in_ci():
-            pytest.fail(str(err))
-        pytest.skip(str(err))
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("postgres_installed")]
 
 
 @pytest.fixture
