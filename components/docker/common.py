@@ -83,6 +83,44 @@ def healthcheck(test: Sequence[str], *, interval_s: int, timeout_s: int, retries
     )
 
 
+def data_node(
+    name: str,
+    *,
+    parent: pulumi.Resource,
+    protect: bool,
+    network_name: pulumi.Input[str],
+    volume_path: str,
+    health_test: Sequence[str],
+    healthy_timeout_s: int,
+    stop_grace_s: int,
+    depends_on: Sequence[pulumi.Resource] = (),
+    **container_args,
+) -> docker.Container:
+    """A container that owns a data volume and answers under its own name on the
+    private network: a postgres node, a Patroni member, an etcd member.
+
+    `healthy_timeout_s` bounds the first start (initdb, a base backup, forming a
+    quorum), and `stop_grace_s` a clean shutdown. It is replaced delete-first: two
+    processes on one data dir corrupt it (postmaster) or fight over its lock (etcd), so
+    the old container must be gone before its replacement mounts the volume. That
+    does not cascade, because other nodes depend on it by `depends_on` only, not by
+    its outputs.
+    """
+    data = docker.Volume(f"{name}-data", driver="local", opts=data_options(parent, protect))
+    return docker.Container(
+        name,
+        volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=volume_path)],
+        networks_advanced=[network_attachment(network_name, name)],
+        healthcheck=healthcheck(health_test, interval_s=2, timeout_s=3, retries=5, start_period_s=healthy_timeout_s),
+        restart="unless-stopped",
+        wait=True,
+        wait_timeout=healthy_timeout_s,
+        destroy_grace_seconds=stop_grace_s,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on), delete_before_replace=True),
+        **container_args,
+    )
+
+
 def env_entry(name: str, value: pulumi.Input[str]) -> pulumi.Output[str]:
     """`NAME=value` for a container's env list; a secret value keeps the entry secret."""
     return pulumi.Output.concat(name, "=", value)

@@ -22,10 +22,8 @@ from components.docker.common import (
     POSTGRES_PORT,
     connection_urls,
     data_layout,
-    data_options,
+    data_node,
     env_entry,
-    healthcheck,
-    network_attachment,
     pulled_image,
 )
 from components.render.postgres import (
@@ -172,9 +170,18 @@ class Database(pulumi.ComponentResource):
         entrypoint: list[str] | None = None,
     ) -> docker.Container:
         """One postgres container (`role`: primary, replica-0, ...) on its own data volume."""
-        data = docker.Volume(f"{self._name}-{role}-data", driver="local", opts=data_options(self, self._args.protect))
-        return docker.Container(
-            f"{self._name}-{role}",
+        return data_node(
+            self._alias(role),
+            parent=self,
+            protect=self._args.protect,
+            network_name=self._args.network_name,
+            volume_path=self._layout.volume_path,
+            # Over the local socket as postgres: pg_hba's `local ... peer` line admits it
+            # silently, where a TCP probe from 127.0.0.1 would log a rejection every time.
+            health_test=["pg_isready", "-U", "postgres", "-p", str(POSTGRES_PORT)],
+            healthy_timeout_s=HEALTHY_TIMEOUT_S,
+            stop_grace_s=STOP_GRACE_S,
+            depends_on=depends_on,
             image=self._image.image_id,
             command=command,
             entrypoints=entrypoint,
@@ -184,27 +191,4 @@ class Database(pulumi.ComponentResource):
             user="postgres",
             envs=envs,
             uploads=[self._hba, *extra_uploads],
-            volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=self._layout.volume_path)],
-            networks_advanced=[network_attachment(self._args.network_name, self._alias(role))],
-            # Over the local socket as postgres: pg_hba's `local ... peer` line admits it
-            # silently, where a TCP probe from 127.0.0.1 would log a rejection every time.
-            healthcheck=healthcheck(
-                ["pg_isready", "-U", "postgres", "-p", str(POSTGRES_PORT)],
-                interval_s=2,
-                timeout_s=3,
-                retries=5,
-                start_period_s=HEALTHY_TIMEOUT_S,
-            ),
-            restart="unless-stopped",
-            wait=True,
-            wait_timeout=HEALTHY_TIMEOUT_S,
-            destroy_grace_seconds=STOP_GRACE_S,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=depends_on,
-                # Two postmasters on one data dir corrupt it: the old container must be
-                # gone before its replacement mounts the volume. (No cascade: other
-                # nodes depend on this one by `depends_on` only, not by its outputs.)
-                delete_before_replace=True,
-            ),
         )

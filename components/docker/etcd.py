@@ -15,7 +15,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import ETCD_IMAGE
-from components.docker.common import data_options, healthcheck, network_attachment, pulled_image
+from components.docker.common import data_node, pulled_image
 from components.render.etcd import EtcdClusterSettings, EtcdMember, etcd_member_flags
 
 # The official image is distroless (no shell); its binaries live here.
@@ -54,35 +54,22 @@ class Etcd(pulumi.ComponentResource):
         self.client_endpoints = list(cluster.client_endpoints)
         members: list[docker.Container] = []
         for member in cluster.members:
-            data = docker.Volume(f"{member.name}-data", driver="local", opts=data_options(self, args.protect))
             members.append(
-                docker.Container(
+                data_node(
                     member.name,
-                    image=image.image_id,
-                    command=[f"{ETCD_BIN_DIR}/etcd", *etcd_member_flags(cluster, member.name, DATA_DIR)],
-                    volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=DATA_DIR)],
-                    networks_advanced=[network_attachment(args.network_name, member.name)],
+                    parent=self,
+                    protect=args.protect,
+                    network_name=args.network_name,
+                    volume_path=DATA_DIR,
                     # Against the member itself: healthy once it serves reads through a quorum.
-                    healthcheck=healthcheck(
-                        [f"{ETCD_BIN_DIR}/etcdctl", f"--endpoints=http://127.0.0.1:{member.client_port}", "endpoint", "health"],
-                        interval_s=2,
-                        timeout_s=3,
-                        retries=5,
-                        start_period_s=HEALTHY_TIMEOUT_S,
-                    ),
-                    restart="unless-stopped",
-                    wait=True,
-                    wait_timeout=HEALTHY_TIMEOUT_S,
-                    destroy_grace_seconds=STOP_GRACE_S,
+                    health_test=[f"{ETCD_BIN_DIR}/etcdctl", f"--endpoints=http://127.0.0.1:{member.client_port}", "endpoint", "health"],
+                    healthy_timeout_s=HEALTHY_TIMEOUT_S,
+                    stop_grace_s=STOP_GRACE_S,
                     # No chain between members (unlike the app replicas): a first member
                     # is healthy only once a quorum has formed, so waiting for it before
                     # starting the next would never end.
-                    opts=pulumi.ResourceOptions(
-                        parent=self,
-                        # Two etcd processes on one data dir would fight over its lock:
-                        # the old member must be gone before its replacement mounts the volume.
-                        delete_before_replace=True,
-                    ),
+                    image=image.image_id,
+                    command=[f"{ETCD_BIN_DIR}/etcd", *etcd_member_flags(cluster, member.name, DATA_DIR)],
                 )
             )
         self.node_names = pulumi.Output.all(*[member.name for member in members])

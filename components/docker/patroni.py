@@ -24,10 +24,8 @@ from components.docker.common import (
     built_image,
     connection_urls,
     data_layout,
-    data_options,
+    data_node,
     env_entry,
-    healthcheck,
-    network_attachment,
 )
 from components.render.patroni import (
     REPLICATION_PASSWORD_ENV,
@@ -125,38 +123,30 @@ class PatroniDatabase(pulumi.ComponentResource):
                 synchronous_mode=config.synchronous_mode,
                 post_bootstrap_path=POST_BOOTSTRAP_SCRIPT,
             )
-            data = docker.Volume(f"{alias}-data", driver="local", opts=data_options(self, args.protect))
             members.append(
-                docker.Container(
+                data_node(
                     alias,
+                    parent=self,
+                    protect=args.protect,
+                    network_name=args.network_name,
+                    volume_path=layout.volume_path,
+                    health_test=[HEALTH_PROBE],
+                    healthy_timeout_s=HEALTHY_TIMEOUT_S,
+                    stop_grace_s=STOP_GRACE_S,
+                    # A chain: on first create the first member bootstraps the cluster
+                    # and each next one copies a running leader; on an update the
+                    # members are replaced one at a time, so the others keep serving
+                    # (a leader that stops hands over to its sync standby).
+                    depends_on=[*members[-1:], *args.depends_on],
                     image=image,
                     envs=envs,
                     uploads=[
                         docker.ContainerUploadArgs(file=CONFIG_FILE, content=render_patroni_yml(settings), permissions="0644"),
                         post_bootstrap,
                     ],
-                    volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=layout.volume_path)],
-                    networks_advanced=[network_attachment(args.network_name, alias)],
-                    healthcheck=healthcheck([HEALTH_PROBE], interval_s=2, timeout_s=3, retries=5, start_period_s=HEALTHY_TIMEOUT_S),
                     # Patroni is PID 1 and does not reap orphans (a killed pg_basebackup's
                     # children, say); Docker's init does.
                     init=True,
-                    restart="unless-stopped",
-                    wait=True,
-                    wait_timeout=HEALTHY_TIMEOUT_S,
-                    destroy_grace_seconds=STOP_GRACE_S,
-                    opts=pulumi.ResourceOptions(
-                        parent=self,
-                        # A chain: on first create the first member bootstraps the cluster
-                        # and each next one copies a running leader; on an update the
-                        # members are replaced one at a time, so the others keep serving
-                        # (a leader that stops hands over to its sync standby).
-                        depends_on=[*members[-1:], *args.depends_on],
-                        # Two postmasters on one data dir corrupt it: the old container must
-                        # be gone before its replacement mounts the volume. (No cascade: the
-                        # next member depends on this one by `depends_on` only.)
-                        delete_before_replace=True,
-                    ),
                 )
             )
 

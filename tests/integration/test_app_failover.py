@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import psycopg
 import pytest
 
 from app.hastack_app.migrations import MIGRATIONS
