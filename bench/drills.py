@@ -1,13 +1,14 @@
 """The HA drills (loopback/drills.py), each on a fresh stack on loopback, printing one
 JSON line per measured figure.
 
-    uv run python -m bench drills                      # all five
+    uv run python -m bench drills                      # all six
     uv run python -m bench.drills replica_crash        # just some
     uv run python -m bench.drills --list
 
-Needs haproxy and postgresql-15 (apt-get install -y haproxy postgresql-15). Every
-process and the load target 127.0.0.1 only; each drill's load is bounded in requests
-and seconds (loopback/drills.py LOAD_*).
+Needs haproxy and postgresql-15 (apt-get install -y haproxy postgresql-15), and
+etcd-server and patroni for automatic_failover. Every process and the load target
+127.0.0.1 only; each drill's load is bounded in requests and seconds (loopback/drills.py
+LOAD_*).
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ DRILLS = {
     "db_replica_loss": drills.db_replica_loss,
     "manual_failover": drills.manual_failover,
     "replication_lag": drills.replication_lag,
+    "automatic_failover": drills.automatic_failover,
 }
+# The stack's database for drills that need other than streaming replication.
+DRILL_DATABASE = {"automatic_failover": "patroni"}
 
 
 def main(argv: list[str]) -> int:
@@ -39,7 +43,7 @@ def main(argv: list[str]) -> int:
     failed = 0
     for name in argv or DRILLS:
         try:
-            with run_loopback_stack() as stack:
+            with run_loopback_stack(database=DRILL_DATABASE.get(name, "streaming")) as stack:
                 result = DRILLS[name](stack)
         except MissingBinary as missing:
             print(f"bench.drills: {missing}", file=sys.stderr)

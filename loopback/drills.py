@@ -11,6 +11,8 @@ are always polled with deadlines; the only waiting is for something observable.
 3. `db_replica_loss`      kill the DB replica under load, restart it.
 4. `manual_failover`      kill the DB primary, promote the replica (runbook command).
 5. `replication_lag`      pgbench on the primary; lag and read-your-writes on the replica.
+6. `automatic_failover`   kill the Patroni leader node; Patroni promotes the sync standby
+                          (needs a stack with `database="patroni"`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -30,6 +33,7 @@ from components.render.postgres import BOOTSTRAP_MARKER, EXISTING_CLUSTER_MARKER
 from .binaries import find
 from .haproxy import DOWN, UP
 from .load import GETS, KINDS, LoadReport, MixedLoad, nearest_rank
+from .patroni import PatroniCluster
 from .ports import wait_until
 from .postgres import SUPERUSER, PgCluster
 from .stack import REBUILT_PRIMARY_SLOT, LoopbackStack
@@ -388,8 +392,13 @@ def manual_failover(stack: LoopbackStack) -> ManualFailoverResult:
 
 def notes_present(stack: LoopbackStack, cluster: PgCluster, note_ids: set[str]) -> set[str]:
     with stack.db.connect_app(cluster) as conn:
-        return {row[0] for row in conn.execute("SELECT id::text FROM notes WHERE id = ANY(%s::uuid[])",
-                                               (list(note_ids),))}
+        return notes_stored(conn, note_ids)
+
+
+def notes_stored(conn: psycopg.Connection, note_ids: set[str]) -> set[str]:
+    """Which of `note_ids` the database behind `conn` holds."""
+    return {row[0] for row in conn.execute("SELECT id::text FROM notes WHERE id = ANY(%s::uuid[])",
+                                           (list(note_ids),))}
 
 
 def read_log_from(cluster: PgCluster, offset: int) -> str:
@@ -483,3 +492,105 @@ def replication_lag(stack: LoopbackStack) -> ReplicationLagResult:
     transactions = next(int(line.split(":")[1].split()[0]) for line in output.splitlines()
                         if line.startswith("number of transactions actually processed"))
     return ReplicationLagResult(lag_bytes, lag_seconds, ryw, tps, transactions)
+
+
+# ----------------------------------------------------------------- 6. automatic failover (Patroni)
+
+# The HA target for a Patroni node crash: writes accepted again within this (docs/runbooks.md).
+AUTOMATIC_FAILOVER_TARGET_S = 10.0
+# The app's database settings, read from each running process to show none was reconfigured.
+APP_DATABASE_ENV = ("DATABASE_URL", "DATABASE_READ_URL")
+
+
+@dataclass
+class AutomaticFailoverResult:
+    load: LoadReport
+    crashed: str  # the Patroni member that led and was SIGKILLed
+    new_leader: str
+    killed_at: float
+    # From the kill until another member holds the leader key (Patroni's part), and
+    # until the first POST acknowledged through the LB (the whole outage for writes).
+    leader_elected_s: float
+    first_write_s: float
+    committed_note_ids: set[str]
+    lost_note_ids: set[str]
+    # {pid: its DATABASE_URL and DATABASE_READ_URL} of every app process, before and after.
+    apps_before: dict[int, dict[str, str]]
+    apps_after: dict[int, dict[str, str]]
+
+    def failing_window_s(self, kind: str) -> tuple[float, float] | None:
+        """From the start of the first failed request of `kind` to the end of the last,
+        in seconds after the kill; None when none failed."""
+        failed = self.load.failed(kind, since=self.killed_at)
+        if not failed:
+            return None
+        return (min(r.started for r in failed) - self.killed_at, max(r.ended for r in failed) - self.killed_at)
+
+    def figures(self) -> list[Figure]:
+        drill = "automatic_failover"
+        figures = [
+            Figure(drill, "automatic_failover_write_resume_seconds", self.first_write_s, "s",
+                   {"target_s": AUTOMATIC_FAILOVER_TARGET_S, "from": "leader node SIGKILL (patroni + postgres)",
+                    "to": "first POST /notes acknowledged through the LB",
+                    "includes": "leader key ttl + promotion + app reconnect + haproxy rise",
+                    "crashed": self.crashed, "new_leader": self.new_leader}),
+            Figure(drill, "automatic_failover_leader_elected_seconds", self.leader_elected_s, "s",
+                   {"from": "leader node SIGKILL", "to": "another member reports itself leader (REST /cluster)"}),
+            Figure(drill, "automatic_failover_rows_lost", len(self.lost_note_ids), "rows",
+                   {"acknowledged": len(self.committed_note_ids), "replication": "synchronous_mode"}),
+            *failed_request_figures(drill, self.load, since=self.killed_at),
+        ]
+        for kind in KINDS:
+            window = self.failing_window_s(kind)
+            figures.append(Figure(drill, f"automatic_failover_{kind}_failing_seconds",
+                                  window[1] - window[0] if window else 0.0, "s",
+                                  {"from_s_after_kill": window[0] if window else None,
+                                   "to_s_after_kill": window[1] if window else None}))
+        figures.append(load_rps_figure(drill, self.load))
+        return figures
+
+
+def app_database_env(stack: LoopbackStack) -> dict[int, dict[str, str]]:
+    """{pid: DATABASE_URL and DATABASE_READ_URL} of each running app, read from
+    /proc/<pid>/environ: what the process runs with, not what the harness meant to give it."""
+    apps = {}
+    for app in stack.apps:
+        entries = Path(f"/proc/{app.process.pid}/environ").read_bytes().decode().split("\0")
+        env = dict(entry.split("=", 1) for entry in entries if "=" in entry)
+        apps[app.process.pid] = {name: env[name] for name in APP_DATABASE_ENV}
+    return apps
+
+
+def automatic_failover(stack: LoopbackStack) -> AutomaticFailoverResult:
+    """SIGKILL the Patroni leader node (Patroni and its postgres) under load; nobody
+    promotes anything: Patroni's sync standby takes the leader key once it expires, the
+    apps' pools find it through the unchanged multi-host DATABASE_URL, and HAProxy
+    brings the apps back as their /readyz turns 200. Count the acknowledged notes the
+    new leader does not have (synchronous mode: there must be none)."""
+    cluster = stack.db
+    if not isinstance(cluster, PatroniCluster):
+        raise TypeError("automatic_failover needs a stack with database='patroni'")
+    apps_before = app_database_env(stack)
+    with steady_load(stack) as traffic:
+        traffic.wait_for_requests(PHASE_REQUESTS)
+        leader = cluster.leader()
+        killed_at = time.monotonic()
+        leader.crash()
+        wait_until(lambda: any(role == "leader" and name != leader.name for name, role in cluster.roles().items()),
+                   LOAD_MAX_SECONDS, "another member leading", 0.02)
+        leader_elected_s = time.monotonic() - killed_at
+        # Bounded by the load itself, which stops LOAD_MAX_SECONDS after it started.
+        wait_until(lambda: first_write_after(traffic, killed_at) is not None or traffic.done, LOAD_MAX_SECONDS,
+                   "a write after the leader crash", 0.01)
+        first_write = first_write_after(traffic, killed_at)
+        if first_write is None:
+            raise TimeoutError(f"no POST /notes acknowledged in the {LOAD_MAX_SECONDS}s load after the leader crash")
+        traffic.wait_for_requests(PHASE_REQUESTS)
+    committed = traffic.report.committed_note_ids()
+    with stack.connect_app_writer() as conn:
+        present = notes_stored(conn, committed)
+    return AutomaticFailoverResult(
+        traffic.report, crashed=leader.name, new_leader=cluster.leader().name, killed_at=killed_at,
+        leader_elected_s=leader_elected_s, first_write_s=first_write - killed_at,
+        committed_note_ids=committed, lost_note_ids=committed - present,
+        apps_before=apps_before, apps_after=app_database_env(stack))

@@ -71,6 +71,7 @@ def _stop(process: subprocess.Popen, grace_s: float) -> None:
 @dataclass
 class EtcdCluster:
     settings: EtcdClusterSettings
+    root: Path  # every member's data dir and log, removed on exit
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -91,7 +92,7 @@ def loopback_etcd(members: int = ETCD_MEMBERS) -> Iterator[EtcdCluster]:
         members=tuple(EtcdMember(f"etcd-{index}", "127.0.0.1", free_port(), free_port()) for index in range(members)),
         cluster_token="hastack-loopback",
         listen_host="127.0.0.1",
-    ))
+    ), root)
     try:
         for member in cluster.settings.members:
             with open(root / f"{member.name}.log", "ab") as log:
@@ -153,12 +154,22 @@ class PatroniNode:
             _stop(self.process, grace_s=30)
         self._kill_postgres()
 
+    def postmaster_pid(self) -> int | None:
+        """The pid postgres last recorded in its data dir (it may have died since).
+        Patroni starts postgres through a helper that exits, so the postmaster is not
+        Patroni's child and cannot be found from Patroni's pid."""
+        try:
+            return int((Path(self.settings.data_dir) / "postmaster.pid").read_text().split()[0])
+        except FileNotFoundError:
+            return None
+
     def _kill_postgres(self) -> None:
         # Patroni runs postgres in a session (process group) of its own.
-        pid_file = Path(self.settings.data_dir) / "postmaster.pid"
+        pid = self.postmaster_pid()
         try:
-            os.killpg(os.getpgid(int(pid_file.read_text().split()[0])), signal.SIGKILL)
-        except (FileNotFoundError, ProcessLookupError):
+            if pid is not None:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except ProcessLookupError:
             pass  # postgres is not running
 
 
@@ -167,6 +178,25 @@ class PatroniCluster:
     nodes: list[PatroniNode]
     passwords: Passwords
     etcd: EtcdCluster
+    root: Path  # every node's data dir, config and log, removed on exit
+
+    def node_addresses(self) -> list[tuple[str, int]]:
+        """Every member's postgres as (host, port), in member order: any may lead, so
+        the apps' URLs list them all, as components/docker/patroni.py does."""
+        return [("127.0.0.1", node.postgres_port) for node in self.nodes]
+
+    def server_pids(self) -> set[int]:
+        """Patroni, postgres and etcd pids, for a check that none outlives the cluster."""
+        pids = {process.pid for process in self.etcd.processes.values()}
+        for node in self.nodes:
+            pids |= {pid for pid in (node.process.pid if node.process else None, node.postmaster_pid())
+                     if pid is not None}
+        return pids
+
+    def leader(self) -> PatroniNode:
+        """The member holding the leader key now."""
+        roles = self.roles()
+        return next(node for node in self.nodes if roles.get(node.name) == "leader")
 
     def roles(self) -> dict[str, str]:
         """{node name: role} as the cluster reports it: leader, sync_standby, replica."""
@@ -238,7 +268,7 @@ def loopback_patroni(members: int = 2) -> Iterator[PatroniCluster]:
             config.write_text(render_patroni_yml(node.settings))
             chown_to_postgres(config)
             node.start(config, env, root / f"{node.name}.log")
-        cluster = PatroniCluster(nodes, passwords, etcd)
+        cluster = PatroniCluster(nodes, passwords, etcd, root)
         cluster.wait_for_leader_and_sync_standby()
         yield cluster
 
@@ -289,8 +319,7 @@ def crash_leader_under_writes(cluster: PatroniCluster) -> FailoverOutcome:
     load.start()
     try:
         wait_until(lambda: len(load.acknowledged_at) >= WRITES_BEFORE_CRASH, WRITES_FLOWING_S, "writes flowing")
-        roles = cluster.roles()
-        leader = next(node for node in cluster.nodes if roles.get(node.name) == "leader")
+        leader = cluster.leader()
         leader.crash()
         crashed_at = time.monotonic()
         wait_until(lambda: load.first_ack_after(crashed_at) is not None, FAILOVER_WAIT_S,

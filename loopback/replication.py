@@ -67,6 +67,15 @@ class LoopbackDatabase:
     primary: PgCluster
     replicas: dict[int, PgCluster] = field(default_factory=dict)
 
+    def node_addresses(self) -> list[tuple[str, int]]:
+        """Every node as (host, port), primary first, as the Docker platform lists them in the apps' URLs."""
+        return [("127.0.0.1", cluster.port) for cluster in [self.primary, *self.replicas.values()]]
+
+    def server_pids(self) -> set[int]:
+        """The postgres (or bootstrap script) pid of every node started so far."""
+        return {cluster.process.pid for cluster in [self.primary, *self.replicas.values()]
+                if cluster.process is not None}
+
     def connect(self, cluster: PgCluster, dbname: str = "postgres") -> psycopg.Connection:
         """Superuser connection over TCP, authenticated like any client on the private network."""
         return cluster.connect(dbname, password=self.passwords.superuser)

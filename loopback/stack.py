@@ -2,7 +2,9 @@
 on 127.0.0.1, every piece configured by the same renderers the Docker components use.
 
 - PostgreSQL primary + streaming replicas (loopback/replication.py: rendered flags,
-  pg_hba, init script and replica bootstrap script);
+  pg_hba, init script and replica bootstrap script), or with `database="patroni"` a
+  Patroni cluster over three etcd members (loopback/patroni.py: rendered patroni.yml
+  and etcd flags, synchronous mode), as `failover: patroni` builds it;
 - N reference-app processes (loopback/app.py) whose DATABASE_URL / DATABASE_READ_URL
   list every DB node, as the Docker platform builds them (libpq multi-host with
   target_session_attrs=read-write / prefer-standby), and one shared temp dir as the
@@ -26,18 +28,22 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Protocol
+
+import psycopg
 
 from components.render.postgres import REPLICATION_PASSWORD_ENV, replica_bootstrap_script
 
 from .app import AppProcess, app_cluster, database_url, start_app
 from .binaries import find
 from .haproxy import UP, LoopbackHaproxy, loopback_settings
+from .patroni import PatroniCluster, loopback_patroni
 from .postgres import SUPERUSER, PgCluster, as_postgres, remove_tree
 from .processes import process_tree
-from .replication import APP_DB, APP_USER, LoopbackDatabase, loopback_database
+from .replication import APP_DB, APP_USER, LoopbackDatabase, Passwords, loopback_database
 
 # The app's readiness path: the LB's health check, as in the shipped stacks.
 HEALTH_PATH = "/readyz"
@@ -52,15 +58,34 @@ SHUTDOWN_DRAIN_S = 1.5
 # The slot the old primary streams through once rebuilt as a replica after a failover.
 REBUILT_PRIMARY_SLOT = "rebuilt_primary"
 
+# The self-hosted database modes: `failover: manual` (streaming replication, promoted by
+# the runbook) or `failover: patroni`.
+DatabaseKind = Literal["streaming", "patroni"]
+
+
+class StackDatabase(Protocol):
+    """What the stack needs of either database harness (LoopbackDatabase, PatroniCluster)."""
+
+    passwords: Passwords
+
+    def node_addresses(self) -> list[tuple[str, int]]:
+        """Every node as (host, port), in the order the apps' URLs list them."""
+
+    def server_pids(self) -> set[int]:
+        """The pids of its server processes, for LoopbackStack.pids()."""
+
 
 @dataclass
 class LoopbackStack:
     """A running stack. `restart_app(i)` replaces `apps[i]` in place, in the very list
-    app_cluster stops on exit; a replaced process has always exited already."""
+    app_cluster stops on exit; a replaced process has always exited already.
+
+    `db` is a LoopbackDatabase or a PatroniCluster (`database` of run_loopback_stack);
+    `primary`, `replica` and the promote/rebuild steps are for the streaming one."""
 
     root: Path
     storage: Path
-    db: LoopbackDatabase
+    db: LoopbackDatabase | PatroniCluster
     apps: list[AppProcess]
     haproxy: LoopbackHaproxy
     writer_url: str
@@ -92,6 +117,10 @@ class LoopbackStack:
         self.apps[index] = new
         new.wait_ready(deadline_s)
         return new
+
+    def connect_app_writer(self) -> psycopg.Connection:
+        """A connection as the app makes one: its DATABASE_URL, whichever node leads now."""
+        return psycopg.connect(self.writer_url, password=self.db.passwords.app, connect_timeout=2, autocommit=True)
 
     def wait_all_up(self, deadline_s: float = 30.0) -> None:
         for app in self.apps:
@@ -139,36 +168,50 @@ class LoopbackStack:
     def pids(self) -> set[int]:
         """Every live process the stack started, with all their descendants (postgres
         backends, haproxy workers)."""
-        roots = {app.process.pid for app in self.apps}
-        roots |= {cluster.process.pid for cluster in [self.db.primary, *self.db.replicas.values()]
-                  if cluster.process is not None}
+        roots = {app.process.pid for app in self.apps} | self.db.server_pids()
         if self.haproxy.process is not None:
             roots.add(self.haproxy.process.pid)
         return process_tree(roots)
 
 
-def _node_urls(db: LoopbackDatabase) -> tuple[str, str]:
+def _node_urls(db: StackDatabase) -> tuple[str, str]:
     """DATABASE_URL and DATABASE_READ_URL as the Docker platform builds them: every node,
-    primary first, libpq choosing by role, so the app follows a promotion unchanged."""
-    nodes = [("127.0.0.1", db.primary.port)] + [("127.0.0.1", replica.port) for replica in db.replicas.values()]
+    libpq choosing by role, so the app follows a promotion unchanged."""
+    nodes = db.node_addresses()
     return (database_url(nodes, APP_DB, user=APP_USER, target_session_attrs="read-write"),
             database_url(nodes, APP_DB, user=APP_USER, target_session_attrs="prefer-standby"))
 
 
 @contextmanager
+def _streaming_database(replicas: int) -> Iterator[LoopbackDatabase]:
+    with loopback_database(replicas=replicas) as db:
+        for index in range(replicas):
+            db.start_replica(index)
+        yield db
+
+
+def _running_database(kind: DatabaseKind, replicas: int) -> AbstractContextManager[StackDatabase]:
+    """The database of the stack: a primary and `replicas` streaming replicas, or
+    1 + `replicas` Patroni members (one leader, the rest standbys)."""
+    if kind == "patroni":
+        return loopback_patroni(members=1 + replicas)
+    return _streaming_database(replicas)
+
+
+@contextmanager
 def run_loopback_stack(app_replicas: int = 3, db_replicas: int = 1, *,
+                   database: DatabaseKind = "streaming",
                    app_env: Mapping[str, str] | None = None) -> Iterator[LoopbackStack]:
     """Start the stack, wait until the LB sees every app UP, yield it; stop it all on exit.
     HAProxy's health checks have the stack config's defaults, as in the shipped stacks.
 
-    `app_env` adds to or overrides the app's environment (loopback/app.py LOOPBACK_ENV).
+    `database` picks the self-hosted DB mode; `app_env` adds to or overrides the app's
+    environment (loopback/app.py LOOPBACK_ENV).
     """
     root = Path(tempfile.mkdtemp(prefix="hastack-stack-"))
     try:
         with ExitStack() as running:
-            db = running.enter_context(loopback_database(replicas=db_replicas))
-            for index in range(db_replicas):
-                db.start_replica(index)
+            db = running.enter_context(_running_database(database, db_replicas))
             writer_url, reader_url = _node_urls(db)
             storage = root / "shared"
             storage.mkdir()

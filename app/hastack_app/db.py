@@ -13,6 +13,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from .config import Settings
 
+# How long one background reconnect of a pool keeps retrying before it gives up.
+# psycopg_pool waits 1 s, 2 s, 4 s, ... between tries with no cap, so a long-lived retry
+# would find a new primary late: after the ~6 s of a Patroni failover the next try is
+# up to 8 s away. Once a retry gives up, the next checkout (a request, the LB's
+# readiness check, the job worker's poll) starts a fresh one at once, so the pool tries
+# about once a second for as long as the outage lasts.
+RECONNECT_RETRY_S = 1.0
+
 
 def connection_kwargs(settings: Settings, role: str) -> dict:
     # application_name makes each replica's sessions visible in pg_stat_activity,
@@ -44,8 +52,7 @@ class Database:
             # A request waits this long for a connection before failing, rather than
             # queueing forever while the database is down.
             timeout=self.settings.db_connect_timeout_s,
-            # Keep retrying in the background for as long as an outage may last.
-            reconnect_timeout=3600,
+            reconnect_timeout=RECONNECT_RETRY_S,
             max_idle=60,
             open=False,
             name=f"{role}-pool",
