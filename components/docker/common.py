@@ -121,6 +121,44 @@ def data_node(
     )
 
 
+class PostgresCluster(pulumi.ComponentResource):
+    """What the rest of the stack needs from a self-hosted PostgreSQL, whichever way it
+    fails over (streaming replicas promoted by hand, or Patroni): where to write, where
+    to read, and connection strings that follow a promotion. Subclasses declare their
+    nodes, then call `_publish` once."""
+
+    writer_endpoint: str
+    reader_endpoints: list[str]
+    writer_url: pulumi.Output[str]
+    reader_url: pulumi.Output[str]
+    node_names: pulumi.Output[list[str]]
+
+    def _publish(
+        self,
+        *,
+        writer_endpoint: str,
+        reader_endpoints: list[str],
+        every_node: Sequence[str],
+        user: str,
+        password: pulumi.Input[str],
+        database: str,
+        nodes: Sequence[docker.Container],
+    ) -> None:
+        self.writer_endpoint = writer_endpoint
+        self.reader_endpoints = reader_endpoints
+        self.writer_url, self.reader_url = connection_urls(user, password, every_node, database)
+        self.node_names = pulumi.Output.all(*[node.name for node in nodes])
+        self.register_outputs(
+            {
+                "writerEndpoint": self.writer_endpoint,
+                "readerEndpoints": self.reader_endpoints,
+                "writerUrl": self.writer_url,
+                "readerUrl": self.reader_url,
+                "nodeNames": self.node_names,
+            }
+        )
+
+
 def env_entry(name: str, value: pulumi.Input[str]) -> pulumi.Output[str]:
     """`NAME=value` for a container's env list; a secret value keeps the entry secret."""
     return pulumi.Output.concat(name, "=", value)

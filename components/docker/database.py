@@ -20,7 +20,7 @@ import pulumi_docker as docker
 from components.config import DatabaseConfig
 from components.docker.common import (
     POSTGRES_PORT,
-    connection_urls,
+    PostgresCluster,
     data_layout,
     data_node,
     env_entry,
@@ -63,14 +63,8 @@ class DatabaseArgs:
     protect: bool
 
 
-class Database(pulumi.ComponentResource):
+class Database(PostgresCluster):
     """A PostgreSQL primary plus `config.replicas` streaming replicas with one slot each."""
-
-    writer_endpoint: str
-    reader_endpoints: list[str]
-    writer_url: pulumi.Output[str]
-    reader_url: pulumi.Output[str]
-    node_names: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:docker:Database", name, None, opts)
@@ -140,19 +134,16 @@ class Database(pulumi.ComponentResource):
             )
             replica_aliases.append(self._alias(f"replica-{index}"))
 
-        self.writer_endpoint = f"{primary_alias}:{POSTGRES_PORT}"
-        self.reader_endpoints = [f"{alias}:{POSTGRES_PORT}" for alias in replica_aliases]
-        every_node = [self.writer_endpoint, *self.reader_endpoints]
-        self.writer_url, self.reader_url = connection_urls(config.user, args.app_password, every_node, config.name)
-        self.node_names = pulumi.Output.all(*[node.name for node in nodes])
-        self.register_outputs(
-            {
-                "writerEndpoint": self.writer_endpoint,
-                "readerEndpoints": self.reader_endpoints,
-                "writerUrl": self.writer_url,
-                "readerUrl": self.reader_url,
-                "nodeNames": self.node_names,
-            }
+        writer_endpoint = f"{primary_alias}:{POSTGRES_PORT}"
+        reader_endpoints = [f"{alias}:{POSTGRES_PORT}" for alias in replica_aliases]
+        self._publish(
+            writer_endpoint=writer_endpoint,
+            reader_endpoints=reader_endpoints,
+            every_node=[writer_endpoint, *reader_endpoints],
+            user=config.user,
+            password=args.app_password,
+            database=config.name,
+            nodes=nodes,
         )
 
     def _alias(self, role: str) -> str:

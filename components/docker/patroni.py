@@ -21,8 +21,8 @@ import pulumi_docker as docker
 from components.config import DatabaseConfig
 from components.docker.common import (
     POSTGRES_PORT,
+    PostgresCluster,
     built_image,
-    connection_urls,
     data_layout,
     data_node,
     env_entry,
@@ -34,7 +34,11 @@ from components.render.patroni import (
     patroni_post_bootstrap_script,
     render_patroni_yml,
 )
-from components.render.postgres import APP_DB_PASSWORD_ENV, PrimarySettings, replica_slot_name
+from components.render.postgres import (
+    APP_DB_PASSWORD_ENV,
+    PrimarySettings,
+    replica_slot_name,
+)
 
 # The Dockerfile, relative to the project directory (where Pulumi runs the program).
 IMAGE_CONTEXT = "./components/docker/images/patroni"
@@ -73,14 +77,8 @@ class PatroniDatabaseArgs:
     depends_on: list[pulumi.Resource]
 
 
-class PatroniDatabase(pulumi.ComponentResource):
+class PatroniDatabase(PostgresCluster):
     """`1 + config.replicas` equal Patroni members `<name>-0` ...; Patroni elects the leader."""
-
-    writer_endpoint: str
-    reader_endpoints: list[str]
-    writer_url: pulumi.Output[str]
-    reader_url: pulumi.Output[str]
-    node_names: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: PatroniDatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:docker:PatroniDatabase", name, None, opts)
@@ -152,16 +150,12 @@ class PatroniDatabase(pulumi.ComponentResource):
 
         # Any member may lead, so every one is listed, and any may be a standby.
         every_member = [f"{alias}:{POSTGRES_PORT}" for alias in aliases]
-        self.writer_endpoint = ",".join(every_member)
-        self.reader_endpoints = every_member
-        self.writer_url, self.reader_url = connection_urls(config.user, args.app_password, every_member, config.name)
-        self.node_names = pulumi.Output.all(*[member.name for member in members])
-        self.register_outputs(
-            {
-                "writerEndpoint": self.writer_endpoint,
-                "readerEndpoints": self.reader_endpoints,
-                "writerUrl": self.writer_url,
-                "readerUrl": self.reader_url,
-                "nodeNames": self.node_names,
-            }
+        self._publish(
+            writer_endpoint=",".join(every_member),
+            reader_endpoints=every_member,
+            every_node=every_member,
+            user=config.user,
+            password=args.app_password,
+            database=config.name,
+            nodes=members,
         )

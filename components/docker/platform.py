@@ -10,6 +10,7 @@ import pulumi_docker as docker
 
 from components.config import StackConfig
 from components.docker.app import App, AppArgs
+from components.docker.common import PostgresCluster
 from components.docker.database import Database, DatabaseArgs
 from components.docker.etcd import Etcd, EtcdArgs
 from components.docker.load_balancer import LoadBalancer, LoadBalancerArgs
@@ -36,7 +37,7 @@ def published_host(host: str | None) -> str:
 
 def self_hosted_database(
     config: StackConfig, network: Network, secrets: StackSecrets, engine: pulumi.ResourceOptions | None
-) -> Database | PatroniDatabase:
+) -> PostgresCluster:
     """PostgreSQL as `database.failover` asks: a primary and streaming replicas promoted by
     hand, or Patroni members over a three-member etcd cluster that fail over by themselves."""
     if config.database.failover == "manual":
