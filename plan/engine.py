@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import runpy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,29 +159,48 @@ class ProgramError(Exception):
         self.run = run
 
 
-def run_program(config: dict[str, str], stack: str, *, preview: bool = False) -> ProgramRun:
-    """Run `__main__.py` for `stack` with raw Pulumi config, under mocks.
+def run_under_mocks(
+    build: Callable[[], None],
+    stack: str,
+    config: dict[str, str] | None = None,
+    *,
+    preview: bool = False,
+    run: ProgramRun | None = None,
+) -> ProgramRun:
+    """Run `build` inside a fresh root stack, under the recording monitor and the fakes,
+    recording into `run` (a new one by default).
 
     `config` is what the engine passes a program: `{"hastack:app": "<json>", ...}`.
-    Raises ProgramError with the program's message when it fails.
+    Each call starts from clean runtime state, so runs in one process do not mix.
+    Exceptions from `build` propagate; `run` then holds what was registered before.
     """
-    run = ProgramRun()
+    run = run if run is not None else ProgramRun()
     monitor = RecordingMonitor(fakes.ProviderFakes(), run)
     pulumi_settings.ROOT.set(None)
-    pulumi.runtime.set_all_config(dict(config))
+    pulumi.runtime.set_all_config(dict(config or {}))
     pulumi_mocks.set_mocks(fakes.ProviderFakes(), project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    # set_mocks registers a root of its own; run_in_stack creates the real one.
     pulumi_settings.ROOT.set(None)
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
+    _sync_await(run_in_stack(build))
+    return run
+
+
+def run_program(config: dict[str, str], stack: str, *, preview: bool = False) -> ProgramRun:
+    """Run `__main__.py` for `stack` with raw Pulumi config, under mocks.
+
+    Raises ProgramError with the program's message when it fails.
+    """
 
     def program() -> None:
         runpy.run_path(str(PROGRAM), run_name="__main__")
 
+    run = ProgramRun()
     try:
-        _sync_await(run_in_stack(program))
+        return run_under_mocks(program, stack, config, preview=preview, run=run)
     except pulumi.RunError as err:
         raise ProgramError(str(err), run) from None
-    return run
 
 
 def stack_file_config(path: Path) -> dict[str, str]:

@@ -6,13 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import settings as pulumi_settings
-from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _sync_await
-
-from plan import fakes
-from plan.engine import PROJECT, PROJECT_DIR, ProgramRun, RecordedResource, RecordingMonitor
+from plan.engine import PROJECT_DIR, ProgramRun, RecordedResource, run_under_mocks
 
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
@@ -24,18 +18,9 @@ SHIPPED_STACK_FILES = sorted(PROJECT_DIR.glob("Pulumi.*.yaml"))
 
 
 def run_components(build: Callable[[], None], stack: str = "dev") -> ProgramRun:
-    """Run `build` (declares components, may `pulumi.export`) as plan.engine.run_program
-    runs __main__.py: the same recording monitor and the same fakes."""
-    run = ProgramRun()
-    monitor = RecordingMonitor(fakes.ProviderFakes(), run)
-    pulumi_settings.ROOT.set(None)
-    pulumi_mocks.set_mocks(fakes.ProviderFakes(), project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    # set_mocks registers a root of its own; run_in_stack creates the real one.
-    pulumi_settings.ROOT.set(None)
-    pulumi_settings.SETTINGS.rpc_manager.clear()
-    pulumi_settings.SETTINGS.outputs.clear()
-    _sync_await(run_in_stack(build))
-    return run
+    """Run `build` (declares components, may `pulumi.export`) the way plan.engine runs
+    __main__.py: the same recording monitor and the same fakes."""
+    return run_under_mocks(build, stack)
 
 
 def env_of(container: RecordedResource) -> dict[str, str]:
