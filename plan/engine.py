@@ -86,9 +86,14 @@ class ProgramRun:
         return unwrap_secrets(self.wire_outputs)
 
 
+def is_secret(value: Any) -> bool:
+    """Is this wire-form value a Pulumi secret (wrapped in the secret signature)?"""
+    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
+
+
 def unwrap_secrets(value: Any) -> Any:
     if isinstance(value, dict):
-        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
+        if is_secret(value):
             return unwrap_secrets(value.get("value"))
         return {k: unwrap_secrets(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -16,10 +16,9 @@ from components.docker.load_balancer import CONFIG_FILE
 from components.docker.patroni import CONFIG_FILE as PATRONI_CONFIG_FILE
 from plan.engine import (
     PROJECT_DIR,
-    SECRET_SIG,
-    SECRET_SIG_KEY,
     ProgramRun,
     RecordedResource,
+    is_secret,
     run_program,
     run_stack_file,
     stack_file_config,
@@ -268,7 +267,7 @@ def test_patroni_urls_list_every_member_and_are_secret():
     assert run.outputs["dbWriterEndpoint"] == hosts
     assert run.outputs["dbReaderEndpoints"] == hosts.split(",")
     for key in ("databaseUrl", "databaseReadUrl"):
-        assert run.wire_outputs[key].get(SECRET_SIG_KEY) == SECRET_SIG
+        assert is_secret(run.wire_outputs[key])
     for replica in app_replicas(run):
         assert env_of(replica)["DATABASE_URL"] == run.outputs["databaseUrl"]
 

@@ -17,7 +17,7 @@ from components.docker.network import Network, NetworkArgs
 from components.docker.patroni import PatroniDatabase, PatroniDatabaseArgs
 from components.docker.storage import Storage, StorageArgs
 from components.secrets import StackSecrets, StackSecretsArgs
-from plan.engine import PROJECT_DIR, SECRET_SIG, SECRET_SIG_KEY
+from plan.engine import PROJECT_DIR, is_secret
 from plan.fakes import FAKE_SECRET_PREFIX, fake_image_id
 from tests.unit.mock_run import (
     BUILT_IMAGE,
@@ -31,10 +31,6 @@ from tests.unit.mock_run import (
 )
 
 SUBNET = "172.28.0.0/16"
-
-
-def is_wire_secret(value) -> bool:
-    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
 
 
 # ---------------------------------------------------------------- secrets
@@ -198,10 +194,10 @@ def test_database_nodes_are_private_health_checked_and_replaced_delete_first():
 def test_database_passwords_reach_the_containers_as_secrets_only():
     run = run_components(lambda: declare_database())
     primary = run.by_name("db-primary")
-    secret_env = [e["value"] for e in primary.wire_inputs["envs"] if is_wire_secret(e)]
+    secret_env = [e["value"] for e in primary.wire_inputs["envs"] if is_secret(e)]
     assert sorted(secret_env) == ["APP_DB_PASSWORD=app-pw", "POSTGRES_PASSWORD=super-pw", "REPLICATION_PASSWORD=repl-pw"]
     replica = run.by_name("db-replica-0")
-    assert [e["value"] for e in replica.wire_inputs["envs"] if is_wire_secret(e)] == ["REPLICATION_PASSWORD=repl-pw"]
+    assert [e["value"] for e in replica.wire_inputs["envs"] if is_secret(e)] == ["REPLICATION_PASSWORD=repl-pw"]
     uploaded = [entry["content"] for node in (primary, replica) for entry in node.inputs["uploads"]]
     assert not any(pw in text for pw in ("super-pw", "repl-pw", "app-pw") for text in uploaded)
 
@@ -311,7 +307,7 @@ def test_patroni_members_are_equal_but_for_their_name_and_addresses():
 def test_patroni_passwords_reach_the_members_as_secrets_only():
     run = run_components(lambda: declare_patroni())
     for member in containers(run, "db-"):
-        secret_env = sorted(e["value"] for e in member.wire_inputs["envs"] if is_wire_secret(e))
+        secret_env = sorted(e["value"] for e in member.wire_inputs["envs"] if is_secret(e))
         assert secret_env == ["APP_DB_PASSWORD=app-pw", "PATRONI_REPLICATION_PASSWORD=repl-pw", "PATRONI_SUPERUSER_PASSWORD=super-pw"]
         uploaded = [entry["content"] for entry in member.inputs["uploads"]]
         assert not any(pw in text for pw in ("super-pw", "repl-pw", "app-pw") for text in uploaded)
@@ -447,7 +443,7 @@ def test_app_builds_the_context_locally_when_no_image_is_set():
 def test_app_secrets_and_database_urls_stay_secret_in_every_replica():
     run = run_components(lambda: declare_app(AppConfig(image="ghcr.io/acme/shop:1.4.2", replicas=2)))
     for node in app_replicas(run):
-        secret_names = sorted(e["value"].split("=", 1)[0] for e in node.wire_inputs["envs"] if is_wire_secret(e))
+        secret_names = sorted(e["value"].split("=", 1)[0] for e in node.wire_inputs["envs"] if is_secret(e))
         assert secret_names == ["DATABASE_READ_URL", "DATABASE_URL", "JWT_SECRET"]
 
 

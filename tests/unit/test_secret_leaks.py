@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from plan.engine import PROJECT_DIR, SECRET_SIG, SECRET_SIG_KEY, ProgramRun, run_program, run_stack_file, stack_file_config
+from plan.engine import PROJECT_DIR, SECRET_SIG, SECRET_SIG_KEY, ProgramRun, is_secret, run_program, run_stack_file, stack_file_config
 from plan.fakes import FAKE_SECRET_PREFIX
 from tests.unit.mock_run import SHIPPED_STACK_FILES
 
@@ -37,7 +37,7 @@ def find_secret_values(value: Any, path: str = "", inside_secret: bool = False) 
     leaks: list[str] = []
     wrapped: set[str] = set()
     if isinstance(value, dict):
-        now_secret = inside_secret or value.get(SECRET_SIG_KEY) == SECRET_SIG
+        now_secret = inside_secret or is_secret(value)
         for key, item in value.items():
             more_leaks, more_wrapped = find_secret_values(item, f"{path}.{key}", now_secret)
             leaks += more_leaks
