@@ -226,6 +226,32 @@ class ManagedDatabaseConfig(_Model):
         return value
 
 
+# A restore target: "latest" (the end of the archive) or a time with an explicit UTC
+# offset, which pgBackRest (`--type=time`) and Flexible Server (`pointInTimeUTC`) both take.
+RESTORE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
+
+
+class RestoreConfig(_Model):
+    """database.restore: build the new cluster's primary from a backup instead of an empty one.
+
+    Self-hosted: from the pgBackRest repository (`backups`). Azure: a point-in-time or geo
+    restore of `sourceServerId`.
+    """
+
+    target: str = "latest"
+    # Azure only: the Flexible Server to restore from (its full resource id).
+    source_server_id: str | None = None
+    # Azure only: PointInTimeRestore (same region) or GeoRestore (the paired region, after a region loss).
+    mode: Literal["PointInTimeRestore", "GeoRestore"] = "PointInTimeRestore"
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        if value != "latest" and not RESTORE_TIME.match(value):
+            raise ValueError("target must be 'latest' or a time with an explicit offset, e.g. 2026-12-01T10:00:00Z")
+        return value
+
+
 class DatabaseConfig(_Model):
     """PostgreSQL: one primary plus `replicas` streaming replicas."""
 
@@ -242,6 +268,8 @@ class DatabaseConfig(_Model):
     # cannot fill the primary's disk.
     max_slot_wal_keep_size_mb: int = Field(4096, ge=64, le=1_048_576)
     managed: ManagedDatabaseConfig = Field(default_factory=ManagedDatabaseConfig)
+    # Unset: a new, empty cluster. Set: the primary is bootstrapped from a backup.
+    restore: RestoreConfig | None = None
 
     @field_validator("version", mode="before")
     @classmethod
