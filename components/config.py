@@ -50,6 +50,9 @@ AZURE_PROD_MIN_REPLICAS = 3
 AZURE_RESERVED_ADMIN_LOGINS = frozenset(
     {"admin", "administrator", "azure_pg_admin", "azure_superuser", "guest", "public", "root"}
 )
+# The Flexible Server admin login on Azure. Only the role-setup init container uses it;
+# the app connects as `database.user`, a role of its own (docs/azure.md).
+AZURE_ADMIN_LOGIN = "hastack_admin"
 
 # Env names the platform sets itself; a user value would silently lose.
 RESERVED_ENV = frozenset({"NODE_ID", "DATABASE_URL", "DATABASE_READ_URL", "PORT", "STORAGE_PATH"})
@@ -64,6 +67,7 @@ AZURE_RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
 KEY_VAULT_SECRET_URL = re.compile(
     r"^https://[a-z0-9-]{3,24}\.vault\.(azure\.net|azure\.cn|usgovcloudapi\.net)/secrets/[A-Za-z0-9-]+(/[a-f0-9]{32})?/?$"
 )
+KEY_VAULT_SECRET_VERSION = re.compile(r"/secrets/[A-Za-z0-9-]+/[a-f0-9]{32}/?$")
 
 # Flexible Server compute: each tier runs one VM family (Standard_B2s, Standard_D4ds_v5, Standard_E4ds_v5).
 MANAGED_SKU_FAMILIES = {"Burstable": "Standard_B", "GeneralPurpose": "Standard_D", "MemoryOptimized": "Standard_E"}
@@ -333,7 +337,8 @@ class LoadBalancerConfig(_Model):
     sku: Literal["Standard_v2", "WAF_v2"] = "WAF_v2"
     min_capacity: int = Field(2, ge=2, le=125)
     max_capacity: int = Field(10, ge=2, le=125)
-    # Azure only: Key Vault secret id of a PFX certificate; adds an HTTPS listener.
+    # Azure only: the version-less Key Vault secret id of the site's PFX certificate.
+    # Required on the prod stack; unset elsewhere, hastack makes a vault and a self-signed one.
     certificate_secret_id: str | None = None
 
     @model_validator(mode="after")
@@ -344,6 +349,11 @@ class LoadBalancerConfig(_Model):
             raise ValueError(f"maxCapacity ({self.max_capacity}) must be >= minCapacity ({self.min_capacity})")
         if self.certificate_secret_id is not None and not KEY_VAULT_SECRET_URL.match(self.certificate_secret_id):
             raise ValueError("certificateSecretId must be a Key Vault secret URL: https://<vault>.vault.azure.net/secrets/<name>")
+        if self.certificate_secret_id is not None and KEY_VAULT_SECRET_VERSION.search(self.certificate_secret_id):
+            raise ValueError(
+                "certificateSecretId must be version-less (https://<vault>.vault.azure.net/secrets/<name>), "
+                "so the gateway picks up a renewed certificate on its 4-hour poll"
+            )
         return self
 
 
@@ -510,10 +520,16 @@ class StackConfig(_Model):
             )
         if self.storage.driver != "local":
             raise ValueError("storage.driver/nfs are Docker-only; on Azure choose storage.protocol: SMB or NFS")
-        if self.database.user in AZURE_RESERVED_ADMIN_LOGINS or self.database.user.startswith("pg_"):
+        reserved_users = AZURE_RESERVED_ADMIN_LOGINS | {AZURE_ADMIN_LOGIN}
+        if self.database.user in reserved_users or self.database.user.startswith(("pg_", "azure_")):
             raise ValueError(
-                f"database.user {self.database.user!r} cannot be a Flexible Server admin login; "
-                f"reserved: {', '.join(sorted(AZURE_RESERVED_ADMIN_LOGINS))} and names starting with pg_"
+                f"database.user {self.database.user!r} is reserved on Flexible Server; "
+                f"reserved: {', '.join(sorted(reserved_users))} and names starting with pg_ or azure_"
+            )
+        if stack == "prod" and self.load_balancer.certificate_secret_id is None:
+            raise ValueError(
+                "loadBalancer.certificateSecretId is required on the Azure prod stack: the Key Vault secret URL of the "
+                "site's PFX certificate (docs/azure.md, 'HTTPS certificate'); only other stacks get a self-signed one"
             )
         if self.azure.alert_email is None:
             raise ValueError("platform 'azure' needs azure.alertEmail: metric alerts (DB, gateway) are emailed there")

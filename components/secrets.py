@@ -10,7 +10,7 @@ Usage:
     secrets = StackSecrets("secrets", StackSecretsArgs(app_secret_names=["JWT_SECRET"]))
     secrets.db_superuser_password     # Output[str], secret
     secrets.db_replication_password   # Output[str], secret (self-hosted DB only, else None)
-    secrets.db_app_password           # Output[str], secret (self-hosted DB only, else None)
+    secrets.db_app_password           # Output[str], secret
     secrets.app_secrets["JWT_SECRET"] # Output[str], secret
 """
 
@@ -31,17 +31,17 @@ PASSWORD_LENGTH = 32
 class StackSecretsArgs:
     # Env names (e.g. JWT_SECRET) of app secrets; each gets its own generated value.
     app_secret_names: Sequence[str] = ()
-    # A self-hosted PostgreSQL has a replication role and an app role besides the
-    # superuser; a managed server has only its admin login, so nothing else is generated.
+    # A self-hosted PostgreSQL has a replication role besides the superuser and the
+    # app's role; a managed server replicates by itself, so it gets no replication password.
     self_hosted_database: bool = True
 
 
 class StackSecrets(pulumi.ComponentResource):
-    """DB superuser, replication and app passwords, plus one value per app secret name."""
+    """DB superuser and app passwords (plus replication, self-hosted), and one value per app secret name."""
 
     db_superuser_password: pulumi.Output[str]
     db_replication_password: pulumi.Output[str] | None
-    db_app_password: pulumi.Output[str] | None
+    db_app_password: pulumi.Output[str]
     app_secrets: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: StackSecretsArgs, opts: pulumi.ResourceOptions | None = None):
@@ -49,7 +49,7 @@ class StackSecrets(pulumi.ComponentResource):
         self._name = name
         self.db_superuser_password = self._generate("db-superuser")
         self.db_replication_password = self._generate("db-replication") if args.self_hosted_database else None
-        self.db_app_password = self._generate("db-app") if args.self_hosted_database else None
+        self.db_app_password = self._generate("db-app")
         self.app_secrets = {
             secret_name: self._generate(f"app-{secret_name.lower().replace('_', '-')}")
             for secret_name in args.app_secret_names

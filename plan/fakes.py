@@ -7,6 +7,7 @@ recognisable value so the leak scan can look for it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import pulumi
@@ -99,6 +100,10 @@ _AZURE_NAME_INPUT = {
     "azure-native:monitor:ActionGroup": "actionGroupName",
     "azure-native:monitor:MetricAlert": "ruleName",
     "azure-native:monitor:DiagnosticSetting": "name",
+    "azure-native:network:NetworkSecurityGroup": "networkSecurityGroupName",
+    "azure-native:keyvault:Vault": "vaultName",
+    "azure-native:keyvault:Secret": "secretName",
+    "azure-native:authorization:RoleAssignment": "roleAssignmentName",
 }
 
 
@@ -147,6 +152,58 @@ def _user_assigned_identity(args: pulumi.runtime.MockResourceArgs) -> dict:
     return {"name": _azure_name(args), "principalId": "11111111-1111-4111-8111-111111111111"}
 
 
+def _key_vault(args: pulumi.runtime.MockResourceArgs) -> dict:
+    name = _azure_name(args)
+    return {"name": name, "properties": {**args.inputs.get("properties", {}), "vaultUri": f"https://{name}.vault.azure.net/"}}
+
+
+# pulumi-tls: a real key and certificate (made once per process), so the program's PFX
+# step runs on real PEM text. Tests look for this key to prove it never leaks.
+FAKE_CERTIFICATE_NOT_AFTER = "2027-12-01T00:00:00Z"
+
+
+@functools.cache
+def fake_tls_key_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _tls_private_key(args: pulumi.runtime.MockResourceArgs) -> dict:
+    return {"privateKeyPem": fake_tls_key_pem()}
+
+
+def _tls_self_signed_cert(args: pulumi.runtime.MockResourceArgs) -> dict:
+    from datetime import datetime, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    key = serialization.load_pem_private_key(fake_tls_key_pem().encode(), password=None)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, args.inputs["subject"]["commonName"])])
+    not_after = datetime.fromisoformat(FAKE_CERTIFICATE_NOT_AFTER.replace("Z", "+00:00"))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime(2026, 12, 1, tzinfo=timezone.utc))
+        .not_valid_after(not_after)
+        .sign(key, hashes.SHA256())
+    )
+    return {
+        "certPem": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        "validityStartTime": "2026-12-01T00:00:00Z",
+        "validityEndTime": FAKE_CERTIFICATE_NOT_AFTER,
+    }
+
+
 def _random_string(args: pulumi.runtime.MockResourceArgs) -> dict:
     return {"result": "k3x9q2m7"[: int(args.inputs.get("length", 8))]}
 
@@ -161,6 +218,9 @@ COMPUTED.update(
         "azure-native:network:ApplicationGateway": _application_gateway,
         "azure-native:managedidentity:UserAssignedIdentity": _user_assigned_identity,
         "random:index/randomString:RandomString": _random_string,
+        "azure-native:keyvault:Vault": _key_vault,
+        "tls:index/privateKey:PrivateKey": _tls_private_key,
+        "tls:index/selfSignedCert:SelfSignedCert": _tls_self_signed_cert,
     }
 )
 

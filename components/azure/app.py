@@ -28,6 +28,9 @@ from components.config import AppConfig, HealthCheckConfig
 WORKLOAD_PROFILE = "Consumption"
 SHARED_VOLUME = "shared-files"
 CONTAINER_NAME = "app"
+# A psql session for a few seconds; the smallest Consumption size.
+INIT_CPU = 0.25
+INIT_MEMORY = "0.5Gi"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,23 @@ class AppArgs:
     volume_storage_type: str
     # Env name -> secret value (DATABASE_URL, generated secrets): Container App secrets.
     secret_env: Mapping[str, pulumi.Input[str]]
+    # Runs to completion before the app container in every replica.
+    init: InitContainer
+
+
+@dataclass(frozen=True)
+class InitContainer:
+    """A one-shot container with its own env and secrets, which the app container never sees."""
+
+    name: str
+    image: str
+    command: list[str]
+    env: Mapping[str, pulumi.Input[str]]
+    secret_env: Mapping[str, pulumi.Input[str]]
+
+    def secret_name(self, env_name: str) -> str:
+        """Its secrets are named apart from the app's, so no app secretRef can match one."""
+        return f"{self.name}-{secret_ref(env_name)}"
 
 
 class App(pulumi.ComponentResource):
@@ -123,7 +143,11 @@ class App(pulumi.ComponentResource):
             opts=child,
         )
 
-        secrets = [app.SecretArgs(name=secret_ref(env), value=value) for env, value in sorted(args.secret_env.items())]
+        init = args.init
+        secrets = [
+            *(app.SecretArgs(name=secret_ref(env), value=value) for env, value in sorted(args.secret_env.items())),
+            *(app.SecretArgs(name=init.secret_name(env), value=value) for env, value in sorted(init.secret_env.items())),
+        ]
         env = [
             app.EnvironmentVarArgs(name="PORT", value=str(settings.port)),
             app.EnvironmentVarArgs(name="STORAGE_PATH", value=args.mount_path),
@@ -153,6 +177,21 @@ class App(pulumi.ComponentResource):
                 secrets=secrets,
             ),
             template=app.TemplateArgs(
+                init_containers=[
+                    app.InitContainerArgs(
+                        name=init.name,
+                        image=init.image,
+                        command=init.command,
+                        env=[
+                            *(app.EnvironmentVarArgs(name=key, value=value) for key, value in sorted(init.env.items())),
+                            *(
+                                app.EnvironmentVarArgs(name=key, secret_ref=init.secret_name(key))
+                                for key in sorted(init.secret_env)
+                            ),
+                        ],
+                        resources=app.ContainerResourcesArgs(cpu=INIT_CPU, memory=INIT_MEMORY),
+                    )
+                ],
                 containers=[
                     app.ContainerArgs(
                         name=CONTAINER_NAME,

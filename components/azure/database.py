@@ -48,8 +48,12 @@ class DatabaseArgs:
     settings: ManagedDatabaseConfig
     replica_count: int
     database_name: str
+    # The server admin: only the app's role-setup init container logs in as it.
     admin_login: str
     admin_password: pulumi.Input[str]
+    # The app's own role (made by that init container), which the connection URLs name.
+    app_user: str
+    app_password: pulumi.Input[str]
     protect: bool
 
 
@@ -60,9 +64,13 @@ class Database(pulumi.ComponentResource):
     replica_ids: list[pulumi.Output[str]]
     writer_fqdn: pulumi.Output[str]
     reader_fqdns: pulumi.Output[list[str]]
-    # Secret: libpq URLs with the admin password.
+    # Secret: libpq URLs with the app role's password.
     database_url: pulumi.Output[str]
     database_read_url: pulumi.Output[str]
+    # libpq environment for the role-setup init container: the admin, on the app database
+    # once it exists. The password is in `admin_secret_env`, never in plain env.
+    admin_env: dict[str, pulumi.Output[str]]
+    admin_secret_env: dict[str, pulumi.Input[str]]
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:azure:Database", name, None, opts)
@@ -115,7 +123,11 @@ class Database(pulumi.ComponentResource):
                 configuration_name=parameter,
                 value=value,
                 source="user-override",
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[previous_write]),
+                # The API cannot delete a server parameter, so a destroy (or dropping one
+                # from SERVER_PARAMETERS) would fail with InternalServerError; Pulumi forgets
+                # it instead and the server keeps its value
+                # (https://github.com/pulumi/pulumi-azure-native/issues/3072, #3476).
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[previous_write], retain_on_delete=True),
             )
         last_parameter = previous_write
 
@@ -156,6 +168,15 @@ class Database(pulumi.ComponentResource):
         self.reader_fqdns = pulumi.Output.all(*[replica.fully_qualified_domain_name for replica in replicas])
         # With no replica, reads go to the writer: the app still gets both URLs.
         reader_fqdn = replicas[0].fully_qualified_domain_name if replicas else self.writer_fqdn
+        self.admin_env = {
+            # Handed out once the app database exists: the init container connects to it.
+            "PGHOST": pulumi.Output.all(self.writer_fqdn, app_database.id).apply(lambda parts: parts[0]),
+            "PGPORT": pulumi.Output.from_input(str(POSTGRES_PORT)),
+            "PGUSER": pulumi.Output.from_input(args.admin_login),
+            "PGDATABASE": pulumi.Output.from_input(args.database_name),
+            "PGSSLMODE": pulumi.Output.from_input("require"),
+        }
+        self.admin_secret_env = {"PGPASSWORD": args.admin_password}
         self.database_url = _connection_url(args, self.writer_fqdn)
         self.database_read_url = _connection_url(args, reader_fqdn)
 
@@ -179,8 +200,8 @@ def _connection_url(args: DatabaseArgs, host: pulumi.Input[str]) -> pulumi.Outpu
     return pulumi.Output.secret(
         pulumi.Output.format(
             "postgresql://{0}:{1}@{2}:{3}/{4}?sslmode=require",
-            args.admin_login,
-            args.admin_password,
+            args.app_user,
+            args.app_password,
             host,
             POSTGRES_PORT,
             args.database_name,

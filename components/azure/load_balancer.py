@@ -17,6 +17,7 @@ import pulumi_azure_native.managedidentity as managedidentity
 import pulumi_azure_native.network as network
 
 from components.azure import whole_seconds
+from components.azure.certificate import GatewayCertificate, GatewayCertificateArgs
 from components.config import LoadBalancerConfig
 
 ZONES = ["1", "2", "3"]
@@ -34,6 +35,7 @@ HTTP_LISTENER = "http"
 HTTPS_LISTENER = "https"
 CERTIFICATE = "listener-certificate"
 HTTPS_REDIRECT = "http-to-https"
+SSL_POLICY = "AppGwSslPolicy20220101S"
 
 
 def gateway_child_id(gateway_id: pulumi.Input[str], kind: str, child: str) -> network.SubResourceArgs:
@@ -50,16 +52,20 @@ class LoadBalancerArgs:
     backend_fqdn: pulumi.Input[str]
     settings: LoadBalancerConfig
     health_path: str
+    # Protects the hastack-made Key Vault (when the stack brings no certificate).
+    protect: bool
 
 
 class LoadBalancer(pulumi.ComponentResource):
-    """Public IP, WAF policy (WAF_v2) and the Application Gateway."""
+    """Public IP, WAF policy (WAF_v2), the certificate reader identity (plus a hastack Key Vault
+    and certificate when the stack brings none) and the HTTPS-only Application Gateway."""
 
     gateway_id: pulumi.Output[str]
     public_ip: pulumi.Output[str]
     url: pulumi.Output[str]
-    # Set when an HTTPS certificate is configured: grant it "Key Vault Secrets User".
-    certificate_reader_principal_id: pulumi.Output[str] | None
+    # The gateway's identity: with loadBalancer.certificateSecretId, grant it
+    # "Key Vault Secrets User" on that vault.
+    certificate_reader_principal_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:azure:LoadBalancer", name, None, opts)
@@ -97,66 +103,78 @@ class LoadBalancer(pulumi.ComponentResource):
                 opts=child,
             )
 
-        certificate_reader = None
+        # The gateway reads its listener certificate from Key Vault as this identity.
+        certificate_reader = managedidentity.UserAssignedIdentity(
+            f"{name}-certificate-reader",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            opts=child,
+        )
         if settings.certificate_secret_id:
-            # The gateway reads the PFX from Key Vault as this identity.
-            certificate_reader = managedidentity.UserAssignedIdentity(
-                f"{name}-certificate-reader",
-                resource_group_name=args.resource_group_name,
-                location=args.location,
+            # The user's vault: granting this identity "Key Vault Secrets User" there is
+            # the user's step (docs/azure.md, "HTTPS certificate").
+            certificate_secret_id: pulumi.Input[str] = settings.certificate_secret_id
+            reader_ready: list[pulumi.Resource] = []
+        else:
+            own_certificate = GatewayCertificate(
+                f"{name}-tls",
+                GatewayCertificateArgs(
+                    resource_group_name=args.resource_group_name,
+                    location=args.location,
+                    reader_principal_id=certificate_reader.principal_id,
+                    gateway_subnet_id=args.subnet_id,
+                    public_ip_address=public_ip.ip_address,
+                    common_name=gateway_name,
+                    vault_name_prefix=name,
+                    protect=args.protect,
+                ),
                 opts=child,
             )
+            certificate_secret_id = own_certificate.secret_id
+            reader_ready = own_certificate.reader_ready
 
         part = functools.partial(gateway_child_id, gateway_id)
         check = settings.health_check
-        frontend_ports = [network.ApplicationGatewayFrontendPortArgs(name=HTTP_PORT_NAME, port=settings.port)]
-        http_listener = network.ApplicationGatewayHttpListenerArgs(
-            name=HTTP_LISTENER,
-            protocol="Http",
-            frontend_ip_configuration=part("frontendIPConfigurations", FRONTEND_IP),
-            frontend_port=part("frontendPorts", HTTP_PORT_NAME),
-        )
-        listeners = [http_listener]
-        ssl_certificates = []
-        redirects = []
-        if certificate_reader is None:
-            rules = [_route(gateway_id, HTTP_LISTENER, priority=100)]
-        else:
-            frontend_ports.append(network.ApplicationGatewayFrontendPortArgs(name=HTTPS_PORT_NAME, port=HTTPS_PORT))
-            listeners.append(
-                network.ApplicationGatewayHttpListenerArgs(
-                    name=HTTPS_LISTENER,
-                    protocol="Https",
-                    frontend_ip_configuration=part("frontendIPConfigurations", FRONTEND_IP),
-                    frontend_port=part("frontendPorts", HTTPS_PORT_NAME),
-                    ssl_certificate=part("sslCertificates", CERTIFICATE),
-                )
+        frontend = part("frontendIPConfigurations", FRONTEND_IP)
+        frontend_ports = [
+            network.ApplicationGatewayFrontendPortArgs(name=HTTP_PORT_NAME, port=settings.port),
+            network.ApplicationGatewayFrontendPortArgs(name=HTTPS_PORT_NAME, port=HTTPS_PORT),
+        ]
+        listeners = [
+            network.ApplicationGatewayHttpListenerArgs(
+                name=HTTP_LISTENER,
+                protocol="Http",
+                frontend_ip_configuration=frontend,
+                frontend_port=part("frontendPorts", HTTP_PORT_NAME),
+            ),
+            network.ApplicationGatewayHttpListenerArgs(
+                name=HTTPS_LISTENER,
+                protocol="Https",
+                frontend_ip_configuration=frontend,
+                frontend_port=part("frontendPorts", HTTPS_PORT_NAME),
+                ssl_certificate=part("sslCertificates", CERTIFICATE),
+            ),
+        ]
+        # Plain HTTP only redirects; the app is reached over HTTPS alone.
+        redirects = [
+            network.ApplicationGatewayRedirectConfigurationArgs(
+                name=HTTPS_REDIRECT,
+                redirect_type="Permanent",
+                target_listener=part("httpListeners", HTTPS_LISTENER),
+                include_path=True,
+                include_query_string=True,
             )
-            ssl_certificates.append(
-                network.ApplicationGatewaySslCertificateArgs(
-                    name=CERTIFICATE, key_vault_secret_id=settings.certificate_secret_id
-                )
-            )
-            # With a certificate, plain HTTP only redirects.
-            redirects.append(
-                network.ApplicationGatewayRedirectConfigurationArgs(
-                    name=HTTPS_REDIRECT,
-                    redirect_type="Permanent",
-                    target_listener=part("httpListeners", HTTPS_LISTENER),
-                    include_path=True,
-                    include_query_string=True,
-                )
-            )
-            rules = [
-                _route(gateway_id, HTTPS_LISTENER, priority=100),
-                network.ApplicationGatewayRequestRoutingRuleArgs(
-                    name=HTTPS_REDIRECT,
-                    rule_type="Basic",
-                    priority=110,
-                    http_listener=part("httpListeners", HTTP_LISTENER),
-                    redirect_configuration=part("redirectConfigurations", HTTPS_REDIRECT),
-                ),
-            ]
+        ]
+        rules = [
+            _route(gateway_id, HTTPS_LISTENER, priority=100),
+            network.ApplicationGatewayRequestRoutingRuleArgs(
+                name=HTTPS_REDIRECT,
+                rule_type="Basic",
+                priority=110,
+                http_listener=part("httpListeners", HTTP_LISTENER),
+                redirect_configuration=part("redirectConfigurations", HTTPS_REDIRECT),
+            ),
+        ]
 
         gateway = network.ApplicationGateway(
             f"{name}-gateway",
@@ -169,17 +187,14 @@ class LoadBalancer(pulumi.ComponentResource):
             ),
             zones=ZONES,
             enable_http2=True,
-            identity=(
-                network.ManagedServiceIdentityArgs(
-                    type="UserAssigned", user_assigned_identities=[certificate_reader.id]
-                )
-                if certificate_reader
-                else None
+            identity=network.ManagedServiceIdentityArgs(
+                type="UserAssigned", user_assigned_identities=[certificate_reader.id]
             ),
             firewall_policy=network.SubResourceArgs(id=firewall_policy.id) if firewall_policy else None,
-            ssl_policy=network.ApplicationGatewaySslPolicyArgs(
-                policy_type="Predefined", policy_name="AppGwSslPolicy20220101"
-            ),
+            # TLS 1.2+ with GCM suites only: the "S" variant drops the CBC suites
+            # AppGwSslPolicy20220101 still allows
+            # (https://learn.microsoft.com/en-us/azure/application-gateway/application-gateway-ssl-policy-overview).
+            ssl_policy=network.ApplicationGatewaySslPolicyArgs(policy_type="Predefined", policy_name=SSL_POLICY),
             gateway_ip_configurations=[
                 network.ApplicationGatewayIPConfigurationArgs(
                     name=GATEWAY_IP, subnet=network.SubResourceArgs(id=args.subnet_id)
@@ -223,19 +238,18 @@ class LoadBalancer(pulumi.ComponentResource):
                 )
             ],
             http_listeners=listeners,
-            ssl_certificates=ssl_certificates or None,
-            redirect_configurations=redirects or None,
+            ssl_certificates=[
+                network.ApplicationGatewaySslCertificateArgs(name=CERTIFICATE, key_vault_secret_id=certificate_secret_id)
+            ],
+            redirect_configurations=redirects,
             request_routing_rules=rules,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=reader_ready),
         )
 
         self.gateway_id = gateway.id
         self.public_ip = public_ip.ip_address
-        scheme, port = ("https", HTTPS_PORT) if certificate_reader else ("http", settings.port)
-        default_port = {"http": 80, "https": 443}[scheme]
-        port_suffix = "" if port == default_port else f":{port}"
-        self.url = pulumi.Output.concat(scheme, "://", public_ip.ip_address, port_suffix)
-        self.certificate_reader_principal_id = certificate_reader.principal_id if certificate_reader else None
+        self.url = pulumi.Output.concat("https://", public_ip.ip_address)
+        self.certificate_reader_principal_id = certificate_reader.principal_id
         self.register_outputs({"gatewayId": self.gateway_id, "publicIp": self.public_ip, "url": self.url})
 
 

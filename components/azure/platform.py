@@ -11,18 +11,21 @@ from typing import Any
 
 import pulumi
 
-from components.azure.app import App, AppArgs
+from components.azure.app import App, AppArgs, InitContainer
 from components.azure.database import Database, DatabaseArgs
 from components.azure.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.azure.monitoring import Monitoring, MonitoringArgs
 from components.azure.network import Network, NetworkArgs
 from components.azure.storage import Storage, StorageArgs
-from components.config import StackConfig
+from components.config import AZURE_ADMIN_LOGIN, StackConfig
+from components.render.managed_app_role import app_role_setup_script
+from components.render.postgres import APP_DB_PASSWORD_ENV
 from components.secrets import StackSecrets, StackSecretsArgs
 
 # Azure names are built from this prefix plus a short purpose ("-agw", "-app"); the
 # strictest (Container Apps, 32 characters) sets the budget.
 PREFIX_MAX_LENGTH = 24
+ROLE_SETUP_CONTAINER = "db-role-setup"
 
 
 def resource_prefix(project: str, stack: str) -> str:
@@ -42,6 +45,7 @@ def build_azure_stack(config: StackConfig) -> dict[str, Any]:
         NetworkArgs(
             location=azure.location,
             vnet_cidr=azure.vnet_cidr,
+            gateway_http_port=config.load_balancer.port,
             existing_resource_group=azure.resource_group_name,
         ),
     )
@@ -58,10 +62,10 @@ def build_azure_stack(config: StackConfig) -> dict[str, Any]:
             settings=database_config.managed,
             replica_count=database_config.replicas,
             database_name=database_config.name,
-            # Flexible Server has one password admin and no SQL-level role setup here,
-            # so the app connects as that admin under the configured user name.
-            admin_login=database_config.user,
+            admin_login=AZURE_ADMIN_LOGIN,
             admin_password=secrets.db_superuser_password,
+            app_user=database_config.user,
+            app_password=secrets.db_app_password,
             protect=config.protect,
         ),
     )
@@ -95,6 +99,15 @@ def build_azure_stack(config: StackConfig) -> dict[str, Any]:
                 "DATABASE_READ_URL": database.database_read_url,
                 **secrets.app_secrets,
             },
+            # The app's own role is made before the app starts, by the only container that
+            # is given the admin password (docs/azure.md, "The app's database role").
+            init=InitContainer(
+                name=ROLE_SETUP_CONTAINER,
+                image=database_config.image,
+                command=["/bin/sh", "-c", app_role_setup_script(database_config.user, database_config.name)],
+                env=database.admin_env,
+                secret_env={**database.admin_secret_env, APP_DB_PASSWORD_ENV: secrets.db_app_password},
+            ),
         ),
     )
     load_balancer = LoadBalancer(
@@ -106,6 +119,7 @@ def build_azure_stack(config: StackConfig) -> dict[str, Any]:
             backend_fqdn=app.fqdn,
             settings=config.load_balancer,
             health_path=config.health_check_path,
+            protect=config.protect,
         ),
     )
     Monitoring(
@@ -122,7 +136,7 @@ def build_azure_stack(config: StackConfig) -> dict[str, Any]:
         ),
     )
 
-    outputs: dict[str, Any] = {
+    return {
         "platform": "azure",
         "url": load_balancer.url,
         "gatewayPublicIp": load_balancer.public_ip,
@@ -135,7 +149,5 @@ def build_azure_stack(config: StackConfig) -> dict[str, Any]:
         "databaseReadUrl": database.database_read_url,
         "storageAccount": storage.account_name,
         "fileShare": storage.share_name,
+        "certificateReaderPrincipalId": load_balancer.certificate_reader_principal_id,
     }
-    if load_balancer.certificate_reader_principal_id is not None:
-        outputs["certificateReaderPrincipalId"] = load_balancer.certificate_reader_principal_id
-    return outputs

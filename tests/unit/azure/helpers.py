@@ -80,3 +80,9 @@ def subnet_named(run: ProgramRun, purpose: str) -> RecordedResource:
 def resource_id(resource: RecordedResource) -> str:
     """The id the fakes give a resource (see plan.fakes.ProviderFakes.new_resource)."""
     return f"{resource.name}-id"
+NSG = "azure-native:network:NetworkSecurityGroup"
+KEY_VAULT = "azure-native:keyvault:Vault"
+KEY_VAULT_SECRET = "azure-native:keyvault:Secret"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+TLS_KEY = "tls:index/privateKey:PrivateKey"
+TLS_CERT = "tls:index/selfSignedCert:SelfSignedCert"

@@ -24,7 +24,6 @@ from tests.unit.azure.helpers import (
     ENVIRONMENT_STORAGE,
     FILE_SHARE,
     GATEWAY,
-    IDENTITY,
     METRIC_ALERT,
     PRIVATE_ZONE,
     PROD,
@@ -103,7 +102,7 @@ def test_servers_wait_for_the_dns_zone_link(shipped):
 
 def test_admin_password_is_generated_and_secret(shipped):
     server = primary_server(shipped)
-    assert server.inputs["administratorLogin"] == "app"
+    assert server.inputs["administratorLogin"] == "hastack_admin"
     assert is_secret(server.wire_inputs["administratorLoginPassword"])
     assert server.inputs["administratorLoginPassword"].startswith(FAKE_SECRET_PREFIX)
 
@@ -259,7 +258,8 @@ def test_container_app_has_liveness_readiness_and_startup_probes(prod):
 def test_secrets_reach_the_app_as_secret_refs_never_as_values(shipped):
     app = shipped.one(CONTAINER_APP)
     secrets = app.wire_inputs["configuration"]["secrets"]
-    assert sorted(s["name"] for s in secrets) == ["database-read-url", "database-url", "jwt-secret", "session-secret"]
+    app_secrets = [s["name"] for s in secrets if not s["name"].startswith("db-role-setup-")]
+    assert sorted(app_secrets) == ["database-read-url", "database-url", "jwt-secret", "session-secret"]
     assert all(is_secret(s["value"]) for s in secrets)
     env = {e["name"]: e for e in app.inputs["template"]["containers"][0]["env"]}
     for name in ("DATABASE_URL", "DATABASE_READ_URL", "JWT_SECRET", "SESSION_SECRET"):
@@ -387,29 +387,17 @@ def test_gateway_parts_refer_to_each_other_by_full_arm_id(shipped):
         f"/providers/Microsoft.Network/applicationGateways/{gateway['applicationGatewayName']}"
     )
     rule = gateway["requestRoutingRules"][0]
-    assert rule["httpListener"] == {"id": f"{own_id}/httpListeners/http"}
+    assert rule["httpListener"] == {"id": f"{own_id}/httpListeners/https"}
     assert rule["backendAddressPool"] == {"id": f"{own_id}/backendAddressPools/container-app"}
     assert rule["backendHttpSettings"] == {"id": f"{own_id}/backendHttpSettingsCollection/container-app-https"}
     assert gateway["backendHttpSettingsCollection"][0]["probe"] == {"id": f"{own_id}/probes/readiness"}
-    listener = gateway["httpListeners"][0]
-    assert listener["frontendIPConfiguration"] == {"id": f"{own_id}/frontendIPConfigurations/public"}
-    assert listener["frontendPort"] == {"id": f"{own_id}/frontendPorts/http"}
-    assert gateway["frontendPorts"] == [{"name": "http", "port": 80}]
-    assert shipped.outputs["url"] == "http://20.50.60.70"
-
-
-def test_a_certificate_adds_an_https_listener_and_redirects_http():
-    secret_id = "https://shop-vault.vault.azure.net/secrets/shop-tls"
-    run = run_variant(PROD, "prod", loadBalancer={"certificateSecretId": secret_id})
-    gateway = run.one(GATEWAY).inputs
-    assert [(lst["name"], lst["protocol"]) for lst in gateway["httpListeners"]] == [("http", "Http"), ("https", "Https")]
-    assert gateway["sslCertificates"] == [{"name": "listener-certificate", "keyVaultSecretId": secret_id}]
-    assert gateway["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [resource_id(run.one(IDENTITY))]}
-    redirect = gateway["redirectConfigurations"][0]
-    assert redirect["redirectType"] == "Permanent"
-    assert redirect["targetListener"]["id"].endswith("/httpListeners/https")
-    assert run.outputs["url"] == "https://20.50.60.70"
-    assert run.outputs["certificateReaderPrincipalId"]
+    http, https = gateway["httpListeners"]
+    assert http["frontendIPConfiguration"] == https["frontendIPConfiguration"] == {"id": f"{own_id}/frontendIPConfigurations/public"}
+    assert http["frontendPort"] == {"id": f"{own_id}/frontendPorts/http"}
+    assert https["frontendPort"] == {"id": f"{own_id}/frontendPorts/https"}
+    assert https["sslCertificate"] == {"id": f"{own_id}/sslCertificates/listener-certificate"}
+    assert gateway["frontendPorts"] == [{"name": "http", "port": 80}, {"name": "https", "port": 443}]
+    assert shipped.outputs["url"] == "https://20.50.60.70"
 
 
 def test_standard_v2_has_no_waf_policy():
@@ -470,9 +458,11 @@ def test_staging_can_be_torn_down(staging):
 
 def test_every_azure_resource_belongs_to_a_hastack_component(shipped):
     components = {r.urn for r in shipped.resources if r.type.startswith("hastack:azure:")}
-    assert {r.type for r in shipped.resources if r.type.startswith("hastack:azure:")} == {
-        f"hastack:azure:{kind}" for kind in ("Network", "Database", "Storage", "App", "LoadBalancer", "Monitoring")
-    }
+    kinds = {"Network", "Database", "Storage", "App", "LoadBalancer", "Monitoring"}
+    # Only a stack without loadBalancer.certificateSecretId (staging) gets its own vault and certificate.
+    if not shipped.one(GATEWAY).inputs["sslCertificates"][0]["keyVaultSecretId"].startswith("https://shop-prod-tls."):
+        kinds.add("GatewayCertificate")
+    assert {r.type for r in shipped.resources if r.type.startswith("hastack:azure:")} == {f"hastack:azure:{k}" for k in kinds}
     for resource in shipped.resources:
         if resource.type.startswith("azure-native:"):
             assert resource.parent in components, resource.name
@@ -480,7 +470,7 @@ def test_every_azure_resource_belongs_to_a_hastack_component(shipped):
 
 def test_outputs_name_the_entry_points(prod):
     outputs = prod.outputs
-    assert outputs["url"] == "http://20.50.60.70"
+    assert outputs["url"] == "https://20.50.60.70"
     assert outputs["dbWriterFqdn"] == "hastack-prod-primary.postgres.database.azure.com"
     assert outputs["dbReaderFqdns"] == ["hastack-prod-replica-1.postgres.database.azure.com"]
     assert outputs["resourceGroup"] == "hastack-prod-rg"
