@@ -5,14 +5,17 @@ the Container App's init container: the only container given the server admin's
 password. It connects with libpq's PG* environment (PGHOST, PGUSER, PGPASSWORD,
 PGDATABASE, PGSSLMODE) and gives `app_user` exactly what the app needs:
 - LOGIN with the generated app password (re-set on every run, so a rotated password
-  takes effect at the next revision), and no CREATEDB, CREATEROLE or admin membership;
+  takes effect at the next revision), and no CREATEDB, CREATEROLE or admin membership
+  (SUPERUSER and REPLICATION are off from CREATE ROLE; only a superuser may even name
+  them in ALTER ROLE, and the Flexible Server admin is none);
 - CONNECT and TEMPORARY on the app database, USAGE and CREATE on its `public` schema
   (the app runs its own migrations and owns the tables it creates).
 
-Every replica runs it when it starts, possibly at the same moment as another, so the
-role is created in a block that treats "already exists" (`duplicate_object`, or the
-`unique_violation` a concurrent CREATE ROLE raises) as done. Passwords are read from the
-environment inside psql and never appear in this text or on a command line.
+Every replica runs it when it starts, possibly at the same moment as another. Two
+sessions writing the same role at once fail with "tuple concurrently updated" (found by
+tests/integration/test_render_managed_app_role.py), so one transaction-scoped advisory lock
+serialises the runs; CREATE ROLE treats "already exists" as done. Passwords are read from
+the environment inside psql and never appear in this text or on a command line.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from components.render.postgres import APP_DB_PASSWORD_ENV
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 CONNECT_TIMEOUT_S = 10
+# Any constant works; every replica's run takes the same one.
+ROLE_SETUP_LOCK = 7_468_436_173
 
 
 def app_role_setup_script(app_user: str, app_db: str) -> str:
@@ -38,15 +43,18 @@ set -eu
 export PGCONNECT_TIMEOUT={CONNECT_TIMEOUT_S}
 exec psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet <<'SQL'
 \\getenv app_password {APP_DB_PASSWORD_ENV}
+BEGIN;
+SELECT pg_advisory_xact_lock({ROLE_SETUP_LOCK});
 DO $$
 BEGIN
   CREATE ROLE {app_user} LOGIN;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN
+EXCEPTION WHEN duplicate_object THEN
   NULL;
 END
 $$;
-ALTER ROLE {app_user} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD :'app_password';
+ALTER ROLE {app_user} WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD :'app_password';
 GRANT CONNECT, TEMPORARY ON DATABASE {app_db} TO {app_user};
 GRANT USAGE, CREATE ON SCHEMA public TO {app_user};
+COMMIT;
 SQL
 """

@@ -1,0 +1,105 @@
+"""The app never holds the server admin's password (issue 11, part 2), under mocks.
+
+The admin password reaches exactly one place: the Container App's role-setup init
+container, through a secret only it references. The app container connects as its own
+role with its own generated password. Plus: server parameters the API cannot delete are
+retained on delete (pulumi-azure-native #3072, #3476).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.render.managed_app_role import app_role_setup_script
+from plan.engine import ProgramRun, is_secret, run_stack_file
+from plan.fakes import FAKE_SECRET_PREFIX
+from tests.unit.azure.helpers import CONFIGURATION, CONTAINER_APP, DATABASE, PROD, STAGING, primary_server, run_variant
+
+ADMIN_PASSWORD = f"{FAKE_SECRET_PREFIX}hastack-{{stack}}-secrets-db-superuser"
+APP_PASSWORD = f"{FAKE_SECRET_PREFIX}hastack-{{stack}}-secrets-db-app"
+
+
+@pytest.fixture(scope="module", params=[(PROD, "prod"), (STAGING, "staging")], ids=["prod", "staging"])
+def shipped(request) -> tuple[ProgramRun, str]:
+    path, stack = request.param
+    return run_stack_file(path), stack
+
+
+def _secrets(app) -> dict[str, str]:
+    return {s["name"]: s["value"] for s in app.inputs["configuration"]["secrets"]}
+
+
+def test_the_admin_password_is_the_servers_and_the_init_containers_only(shipped):
+    run, stack = shipped
+    admin_password = ADMIN_PASSWORD.format(stack=stack)
+    assert primary_server(run).inputs["administratorLoginPassword"] == admin_password
+    app = run.one(CONTAINER_APP)
+    secrets = _secrets(app)
+    admin_secret_names = {name for name, value in secrets.items() if admin_password in value}
+    assert admin_secret_names == {"db-role-setup-pgpassword"}
+
+    (init,) = app.inputs["template"]["initContainers"]
+    init_refs = {e.get("secretRef") for e in init["env"]}
+    assert "db-role-setup-pgpassword" in init_refs
+    for container in app.inputs["template"]["containers"]:
+        refs = {e.get("secretRef") for e in container.get("env", [])}
+        assert not refs & admin_secret_names, container["name"]
+        assert admin_password not in json.dumps(container), container["name"]
+    # Every resource holding the admin password, apart from the server and the app's secret list.
+    holders = {r.name for r in run.resources if admin_password in json.dumps(r.inputs)}
+    assert holders == {primary_server(run).name, app.name}
+
+
+def test_the_app_connects_as_its_own_role_with_its_own_password(shipped):
+    run, stack = shipped
+    secrets = _secrets(run.one(CONTAINER_APP))
+    app_password = APP_PASSWORD.format(stack=stack)
+    for name in ("database-url", "database-read-url"):
+        assert secrets[name].startswith(f"postgresql://app:{app_password}@"), name
+    assert ADMIN_PASSWORD.format(stack=stack) not in run.outputs["databaseUrl"]
+    assert secrets["db-role-setup-app-db-password"] == app_password
+
+
+def test_the_init_container_sets_up_the_role_as_the_admin_on_the_app_database(shipped):
+    run, stack = shipped
+    app = run.one(CONTAINER_APP)
+    (init,) = app.inputs["template"]["initContainers"]
+    assert init["name"] == "db-role-setup"
+    assert init["image"] == "postgres:16.11-bookworm"  # database.version 16, pinned
+    assert init["command"] == ["/bin/sh", "-c", app_role_setup_script("app", "app")]
+    env = {e["name"]: e for e in init["env"]}
+    assert env["PGHOST"]["value"] == run.outputs["dbWriterFqdn"]
+    assert env["PGUSER"]["value"] == "hastack_admin"
+    assert env["PGDATABASE"]["value"] == "app"
+    assert env["PGSSLMODE"]["value"] == "require"
+    assert env["PGPASSWORD"] == {"name": "PGPASSWORD", "secretRef": "db-role-setup-pgpassword"}
+    assert env["APP_DB_PASSWORD"] == {"name": "APP_DB_PASSWORD", "secretRef": "db-role-setup-app-db-password"}
+    assert all(is_secret(s["value"]) for s in app.wire_inputs["configuration"]["secrets"])
+    # It connects once the app database exists.
+    assert run.one(DATABASE).urn in app.dependencies
+
+
+def test_the_role_follows_database_user_and_name():
+    run = run_variant(STAGING, "staging", database={"user": "shop", "name": "orders"})
+    (init,) = run.one(CONTAINER_APP).inputs["template"]["initContainers"]
+    assert init["command"][2] == app_role_setup_script("shop", "orders")
+    assert "CREATE ROLE shop LOGIN" in init["command"][2] and "ON DATABASE orders TO shop" in init["command"][2]
+    assert run.outputs["databaseUrl"].startswith("postgresql://shop:")
+
+
+def test_the_setup_script_holds_no_password_and_rejects_bad_identifiers():
+    script = app_role_setup_script("app", "app")
+    assert "\\getenv app_password APP_DB_PASSWORD" in script
+    assert "PASSWORD :'app_password'" in script
+    assert FAKE_SECRET_PREFIX not in script
+    with pytest.raises(ValueError, match="app_user"):
+        app_role_setup_script("app; DROP", "app")
+
+
+def test_server_parameters_are_retained_on_delete_because_the_api_cannot_delete_them(shipped):
+    run, _ = shipped
+    parameters = run.of_type(CONFIGURATION)
+    assert parameters
+    assert all(p.retain_on_delete for p in parameters)
