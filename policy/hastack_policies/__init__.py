@@ -3,13 +3,15 @@ plan (`plan/gate.py`) and the tests. One module per group; `POLICIES` is the reg
 
 from __future__ import annotations
 
-from . import app, data_safety, database, load_balancer, secrets, storage
+from . import app, data_safety, database, gateway_https, key_vault, load_balancer, secrets, storage
 
 PACK_NAME = "hastack-policies"
 
 POLICIES = [
     *app.POLICIES,
     *load_balancer.POLICIES,
+    *gateway_https.POLICIES,
+    *key_vault.POLICIES,
     *database.POLICIES,
     *storage.POLICIES,
     *secrets.POLICIES,

@@ -28,6 +28,7 @@ AZURE_APP_GATEWAY = "azure-native:network:ApplicationGateway"
 AZURE_WAF_POLICY = "azure-native:network:WebApplicationFirewallPolicy"
 AZURE_STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
 AZURE_FILE_SHARE = "azure-native:storage:FileShare"
+AZURE_KEY_VAULT = "azure-native:keyvault:Vault"
 
 # The hastack components that own Docker containers. A container's role (app replica,
 # PostgreSQL node, load balancer) is the component it belongs to, which its URN names:

@@ -168,6 +168,17 @@ def test_config_rejects_what_image_pinned_would_catch(capsys, tmp_path):
     assert "hastack:app.image" in err and "latest" in err
 
 
+def test_prod_without_its_certificate_cannot_plan(capsys, tmp_path):
+    """Only prod needs a real certificate; without one the config names the key (exit 2)."""
+    doc = yaml.safe_load((REPO / "Pulumi.prod.yaml").read_text())
+    del doc["config"]["hastack:loadBalancer"]["certificateSecretId"]
+    stack_file = tmp_path / "Pulumi.prod.yaml"
+    stack_file.write_text(yaml.safe_dump(doc))
+    code, out, err = plan(capsys, "--stack-file", str(stack_file))
+    assert code == EXIT_CANNOT_PLAN
+    assert "loadBalancer.certificateSecretId is required on the Azure prod stack" in err
+
+
 def _tamper(resource, path: str, value) -> None:
     target = resource.wire_inputs
     *parents, leaf = path.split(".")
@@ -191,6 +202,9 @@ TAMPERS = [
     ("prod", "storage-https-only", "hastack-prod-files", "enableHttpsTrafficOnly", False),
     ("prod", "storage-min-tls", "hastack-prod-files", "minimumTlsVersion", "TLS1_0"),
     ("prod", "storage-no-public-blob-access", "hastack-prod-files", "allowBlobPublicAccess", True),
+    ("prod", "lb-https-only", "hastack-prod-gateway", "sslPolicy.policyName", "AppGwSslPolicy20220101"),
+    ("staging", "lb-https-only", "hastack-staging-gateway", "requestRoutingRules.1.redirectConfiguration", None),
+    ("staging", "key-vault-safe-settings", "hastack-staging-tls-vault", "properties.enablePurgeProtection", False),
 ]
 
 _RUNS: dict[str, object] = {}

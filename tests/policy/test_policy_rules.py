@@ -8,6 +8,7 @@ import json
 
 import pulumi
 import pytest
+from azure_tls_fixtures import http_only_gateway, https_gateway, key_vault
 from policy_harness import NOT_APPLICABLE, UNKNOWN, Res, check_resource, check_stack
 from pulumi_policy.proxy import UnknownValueError
 
@@ -192,6 +193,10 @@ RESOURCE_CASES = [
     ("lb-active-health-checks", app_gateway(probes=[]), True),
     ("lb-active-health-checks", replace_in(app_gateway(), "probes.0.interval", 30), True),
     ("lb-active-health-checks", replace_in(app_gateway(), "backendHttpSettingsCollection.0.probe", None), True),
+    ("lb-https-only", https_gateway(), False),
+    ("lb-https-only", http_only_gateway(), True),
+    ("key-vault-safe-settings", key_vault(), False),
+    ("key-vault-safe-settings", key_vault(enablePurgeProtection=False), True),
     ("lb-waf-enabled", app_gateway(), False),
     ("lb-waf-enabled", app_gateway(sku={"name": "Standard_v2", "tier": "Standard_v2"}, firewallPolicy=None), True),
     ("lb-waf-enabled", waf_policy(), False),
