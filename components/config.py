@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -233,6 +234,24 @@ class ManagedDatabaseConfig(_Model):
 # A restore target: "latest" (the end of the archive) or a time with an explicit UTC
 # offset, which pgBackRest (`--type=time`) and Flexible Server (`pointInTimeUTC`) both take.
 RESTORE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
+
+
+# A Flexible Server's full resource id, the only form `sourceServerResourceId` takes.
+AZURE_FLEXIBLE_SERVER_ID = re.compile(
+    r"^/subscriptions/[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}/resourceGroups/[-\w.()]{1,90}"
+    r"/providers/Microsoft\.DBforPostgreSQL/flexibleServers/[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$",
+    re.IGNORECASE,
+)
+# Flexible Server keeps backups for at most 35 days: nothing older can be restored.
+AZURE_MAX_BACKUP_RETENTION_DAYS = 35
+
+
+def parse_restore_time(value: str) -> datetime:
+    """A RESTORE_TIME string as an aware datetime."""
+    text = value.replace(" ", "T").replace("Z", "+00:00")
+    if re.search(r"[+-]\d{4}$", text):
+        text = f"{text[:-2]}:{text[-2:]}"
+    return datetime.fromisoformat(text)
 
 
 class RestoreConfig(_Model):
@@ -526,6 +545,8 @@ class StackConfig(_Model):
                 f"database.user {self.database.user!r} is reserved on Flexible Server; "
                 f"reserved: {', '.join(sorted(reserved_users))} and names starting with pg_ or azure_"
             )
+        if self.database.restore is not None:
+            _azure_restore_rules(self.database.restore, (info.context or {}).get("now") or datetime.now(timezone.utc))
         if stack == "prod" and self.load_balancer.certificate_secret_id is None:
             raise ValueError(
                 "loadBalancer.certificateSecretId is required on the Azure prod stack: the Key Vault secret URL of the "
@@ -534,6 +555,11 @@ class StackConfig(_Model):
         if self.azure.alert_email is None:
             raise ValueError("platform 'azure' needs azure.alertEmail: metric alerts (DB, gateway) are emailed there")
         return self
+
+    @property
+    def restoring_azure_server(self) -> bool:
+        """An Azure restore run: the server comes from a backup, single-instance, without replicas."""
+        return self.platform == "azure" and self.database.restore is not None
 
     @property
     def health_check_path(self) -> str:
@@ -547,7 +573,40 @@ class StackConfig(_Model):
             notes.append(f"{NAMESPACE}:app.replicas is {self.app.replicas}: one replica is not highly available")
         if self.database.replicas < 1 and self.database.mode == "self-hosted":
             notes.append(f"{NAMESPACE}:database.replicas is 0: no standby to fail over to")
+        if self.restoring_azure_server:
+            notes.append(
+                f"{NAMESPACE}:database.restore is set: the server is restored single-instance, without replicas; once it "
+                "is up, remove database.restore and run `pulumi up` again for HA and replicas (docs/azure.md, 'Restore')"
+            )
         return notes
+
+
+def _azure_restore_rules(restore: RestoreConfig, now: datetime) -> None:
+    """What Flexible Server needs from database.restore that the source server itself cannot say.
+
+    `now` comes from the loader's context so tests can pin it; the source's own earliest
+    restore point, version and region are checked against the live server when the program
+    runs (components/azure/restore.py)."""
+    if restore.source_server_id is None:
+        raise ValueError("database.restore.sourceServerId is required on Azure: the full resource id of the Flexible Server to restore")
+    if not AZURE_FLEXIBLE_SERVER_ID.match(restore.source_server_id):
+        raise ValueError(
+            "database.restore.sourceServerId must be a Flexible Server resource id: /subscriptions/<subscription id>"
+            "/resourceGroups/<group>/providers/Microsoft.DBforPostgreSQL/flexibleServers/<server>"
+        )
+    if restore.target == "latest":
+        raise ValueError(
+            "database.restore.target must be a UTC time on Azure (Flexible Server restores to a point in time, "
+            "e.g. 2026-12-01T10:00:00Z); 'latest' is for self-hosted backups"
+        )
+    target = parse_restore_time(restore.target)
+    earliest = now - timedelta(days=AZURE_MAX_BACKUP_RETENTION_DAYS)
+    if not earliest <= target <= now:
+        raise ValueError(
+            f"database.restore.target {restore.target} is outside the restore window: Flexible Server keeps backups "
+            f"for at most {AZURE_MAX_BACKUP_RETENTION_DAYS} days, so it must lie between "
+            f"{earliest:%Y-%m-%dT%H:%M:%SZ} and now ({now:%Y-%m-%dT%H:%M:%SZ})"
+        )
 
 
 TOP_LEVEL_KEYS = tuple(StackConfig.model_fields[name].alias or name for name in StackConfig.model_fields)
@@ -581,9 +640,10 @@ def _allowed_keys(loc: tuple) -> str:
     return ", ".join(f.alias or n for n, f in model.model_fields.items())
 
 
-def load_stack_config(raw: dict[str, str], stack: str) -> StackConfig:
+def load_stack_config(raw: dict[str, str], stack: str, now: datetime | None = None) -> StackConfig:
     """Validate raw Pulumi config (`{"hastack:app": "<json>", ...}`) for `stack`.
 
+    `now` (default: the current UTC time) is what restore-window rules measure against.
     Raises ConfigError with one line per problem; never returns a partial config.
     """
     problems: list[str] = []
@@ -600,7 +660,7 @@ def load_stack_config(raw: dict[str, str], stack: str) -> StackConfig:
     if problems:
         raise ConfigError(problems)
     try:
-        return StackConfig.model_validate(values, context={"stack": stack})
+        return StackConfig.model_validate(values, context={"stack": stack, "now": now})
     except ValidationError as err:
         raise ConfigError([_format_error(e) for e in err.errors()]) from None
 

@@ -224,8 +224,32 @@ COMPUTED.update(
     }
 )
 
+# The Flexible Server a restore reads (components/azure/restore.py): 7 days of backups
+# before the moment the fake is asked, geo-redundant, in the shipped stacks' region.
+FAKE_SOURCE_SERVER_VERSION = "16"
+FAKE_SOURCE_SERVER_LOCATION = "westeurope"
+FAKE_SOURCE_BACKUP_DAYS = 7
+
+
+def _get_postgres_server(args: pulumi.runtime.MockCallArgs) -> dict:
+    from datetime import datetime, timedelta, timezone
+
+    earliest = datetime.now(timezone.utc) - timedelta(days=FAKE_SOURCE_BACKUP_DAYS)
+    return {
+        "name": args.args["serverName"],
+        "location": FAKE_SOURCE_SERVER_LOCATION,
+        "version": FAKE_SOURCE_SERVER_VERSION,
+        "backup": {
+            "backupRetentionDays": FAKE_SOURCE_BACKUP_DAYS,
+            "geoRedundantBackup": "Enabled",
+            "earliestRestoreDate": f"{earliest:%Y-%m-%dT%H:%M:%S}+00:00",
+        },
+    }
+
+
 INVOKES.update(
     {
+        "azure-native:dbforpostgresql:getServer": _get_postgres_server,
         "azure-native:authorization:getClientConfig": lambda args: {
             "clientId": "22222222-2222-4222-8222-222222222222",
             "objectId": "33333333-3333-4333-8333-333333333333",

@@ -1,5 +1,14 @@
 """Azure Database for PostgreSQL Flexible Server: an HA primary plus read replicas.
 
+A restore (`database.restore`) creates the primary from a backup instead
+(createMode PointInTimeRestore or GeoRestore). Flexible Server applies no high
+availability to a restored server whatever the request says
+(https://github.com/hashicorp/terraform-provider-azurerm/issues/18253), so the restore
+run declares exactly what Azure builds: one instance, the source's admin credentials, the
+parameters chained after it, no replicas. The next run, without `database.restore`,
+declares HA and the admin password (an update of the same server: the restore inputs are
+create-only and ignored from then on) and the replicas after the last parameter.
+
 Two ordering rules come from how the service behaves, not from data flow:
 - A server takes one write at a time; parameter writes sent together fail with
   ServerIsBusy. So every `Configuration` waits for the one before it.
@@ -11,11 +20,12 @@ Two ordering rules come from how the service behaves, not from data flow:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timezone
 
 import pulumi
 import pulumi_azure_native.dbforpostgresql as dbforpostgresql
 
-from components.config import ManagedDatabaseConfig
+from components.config import ManagedDatabaseConfig, RestoreConfig, parse_restore_time
 
 # Server parameters hastack sets, in the order they are written. Each says why.
 SERVER_PARAMETERS: tuple[tuple[str, str], ...] = (
@@ -34,6 +44,9 @@ SERVER_PARAMETERS: tuple[tuple[str, str], ...] = (
 # Attributes Azure changes by itself on failover (primary and standby swap zones).
 # Without ignoring them the next `pulumi up` would try to move the server back.
 FAILOVER_DRIFT = ["availabilityZone", "highAvailability.standbyAvailabilityZone"]
+# How a restored server was born. Create-only: once it exists, dropping database.restore
+# must update the server (HA, password), never replace it.
+RESTORE_INPUTS = ["createMode", "sourceServerResourceId", "pointInTimeUTC"]
 
 POSTGRES_PORT = 5432
 
@@ -55,6 +68,8 @@ class DatabaseArgs:
     app_user: str
     app_password: pulumi.Input[str]
     protect: bool
+    # Set: the primary is restored from this backup (already checked against the source).
+    restore: RestoreConfig | None = None
 
 
 class Database(pulumi.ComponentResource):
@@ -83,20 +98,16 @@ class Database(pulumi.ComponentResource):
         sku = dbforpostgresql.SkuArgs(name=settings.sku_name, tier=settings.tier)
         storage = dbforpostgresql.StorageArgs(storage_size_gb=settings.storage_size_gb, auto_grow="Enabled")
 
+        restore = args.restore
         primary = dbforpostgresql.Server(
             f"{name}-primary",
             resource_group_name=args.resource_group_name,
             location=args.location,
-            create_mode="Create",
             version=args.version,
             sku=sku,
             storage=storage,
             availability_zone=settings.zone,
-            high_availability=dbforpostgresql.HighAvailabilityArgs(
-                mode=settings.high_availability,
-                # SameZone puts the standby next to the primary; only ZoneRedundant picks a zone.
-                standby_availability_zone=settings.standby_zone if settings.high_availability == "ZoneRedundant" else None,
-            ),
+            high_availability=_high_availability(settings, restoring=restore is not None),
             backup=dbforpostgresql.BackupArgs(
                 backup_retention_days=settings.backup_retention_days,
                 # Fixed when the server is created: changing it later replaces the server.
@@ -104,13 +115,12 @@ class Database(pulumi.ComponentResource):
             ),
             network=private_network,
             auth_config=dbforpostgresql.AuthConfigArgs(password_auth="Enabled", active_directory_auth="Disabled"),
-            administrator_login=args.admin_login,
-            administrator_login_password=args.admin_password,
+            **_creation(args),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=args.protect,
                 retain_on_delete=args.protect,
-                ignore_changes=FAILOVER_DRIFT,
+                ignore_changes=[*FAILOVER_DRIFT, *RESTORE_INPUTS],
             ),
         )
 
@@ -142,7 +152,8 @@ class Database(pulumi.ComponentResource):
         )
 
         replicas: list[dbforpostgresql.Server] = []
-        for index in range(args.replica_count):
+        # A restored server gets its replicas on the run after the restore, once HA is on.
+        for index in range(0 if restore else args.replica_count):
             replicas.append(
                 dbforpostgresql.Server(
                     f"{name}-replica-{index + 1}",
@@ -188,6 +199,33 @@ class Database(pulumi.ComponentResource):
                 "databaseReadUrl": self.database_read_url,
             }
         )
+
+
+def _high_availability(settings: ManagedDatabaseConfig, restoring: bool) -> dbforpostgresql.HighAvailabilityArgs:
+    if restoring:
+        # What Azure builds on a restore, declared so the next run's diff turns HA on.
+        return dbforpostgresql.HighAvailabilityArgs(mode="Disabled")
+    return dbforpostgresql.HighAvailabilityArgs(
+        mode=settings.high_availability,
+        # SameZone puts the standby next to the primary; only ZoneRedundant picks a zone.
+        standby_availability_zone=settings.standby_zone if settings.high_availability == "ZoneRedundant" else None,
+    )
+
+
+def _creation(args: DatabaseArgs) -> dict:
+    """A new, empty server with hastack's admin; or a restore, which keeps the source's admin
+    until the next run sets hastack's password."""
+    if args.restore is None:
+        return {
+            "create_mode": "Create",
+            "administrator_login": args.admin_login,
+            "administrator_login_password": args.admin_password,
+        }
+    return {
+        "create_mode": args.restore.mode,
+        "source_server_resource_id": args.restore.source_server_id,
+        "point_in_time_utc": f"{parse_restore_time(args.restore.target).astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}",
+    }
 
 
 def _replica_zone(settings: ManagedDatabaseConfig, index: int) -> str:

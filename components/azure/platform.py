@@ -16,6 +16,7 @@ from components.azure.database import Database, DatabaseArgs
 from components.azure.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.azure.monitoring import Monitoring, MonitoringArgs
 from components.azure.network import Network, NetworkArgs
+from components.azure.restore import check_restore
 from components.azure.storage import Storage, StorageArgs
 from components.config import AZURE_ADMIN_LOGIN, StackConfig
 from components.render.managed_app_role import app_role_setup_script
@@ -39,6 +40,9 @@ def build_azure_stack(config: StackConfig) -> dict[str, Any]:
     prefix = resource_prefix(pulumi.get_project(), pulumi.get_stack())
     azure = config.azure
     database_config = config.database
+    if database_config.restore is not None:
+        # Before the first resource: a restore that cannot work registers nothing.
+        check_restore(database_config.restore, database_config.version, azure.location)
 
     network = Network(
         prefix,
@@ -67,6 +71,7 @@ def build_azure_stack(config: StackConfig) -> dict[str, Any]:
             app_user=database_config.user,
             app_password=secrets.db_app_password,
             protect=config.protect,
+            restore=database_config.restore,
         ),
     )
     storage = Storage(

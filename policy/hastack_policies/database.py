@@ -9,15 +9,23 @@ from .resources import (
     AZURE_PG_CONFIGURATION,
     AZURE_PG_SERVER,
     DOCKER_CONTAINER,
+    is_being_restored,
     is_database_container,
     is_read_replica,
     known_items,
 )
 
 
+# Flexible Server builds a restored server single-instance; hastack adds HA and replicas on
+# the next run (components/azure/database.py), where these rules apply again.
+RESTORE_RUN = "a server restored from a backup starts single-instance; HA and replicas follow on the run after the restore"
+
+
 def _check_zone_redundant_ha(args, report, settings):
     if is_read_replica(args.props):
         args.not_applicable("HA is configured on the primary; a read replica has no standby of its own")
+    if is_being_restored(args.props):
+        args.not_applicable(RESTORE_RUN)
     wanted = settings["mode"]
     ha = args.props.get("highAvailability") or {}
     mode = ha.get("mode") or "Disabled"
@@ -63,6 +71,8 @@ def _check_streaming_replicas(args, report, settings):
     servers = [r for r in args.resources if r.resource_type == AZURE_PG_SERVER]
     if not postgres_nodes and not servers:
         args.not_applicable("no PostgreSQL in this stack")
+    if any(is_being_restored(s.props) for s in servers):
+        args.not_applicable(RESTORE_RUN)
     read_replicas = [s for s in servers if is_read_replica(s.props)]
     if servers and len(read_replicas) < minimum:
         report(

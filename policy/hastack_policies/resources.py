@@ -105,6 +105,19 @@ def is_read_replica(props: Mapping[str, Any]) -> bool:
     return str(props.get("replicationRole") or "").lower() in _REPLICA_ROLES
 
 
+# `createMode` values that build a Flexible Server from a backup.
+_RESTORE_MODES = {"pointintimerestore", "georestore"}
+
+
+def is_being_restored(props: Mapping[str, Any]) -> bool:
+    """A Flexible Server declared as the restore request itself: Azure applies no HA to it.
+
+    hastack's restore run sends no admin login (the restored server keeps the source's);
+    the run after it adds the login, while `createMode` keeps its restore value (it is
+    create-only and ignored), so the login is what tells the two runs apart."""
+    return str(props.get("createMode") or "").lower() in _RESTORE_MODES and "administratorLogin" not in props
+
+
 def app_containers(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The containers of a Container App's template."""
     return list(known_items((props.get("template") or {}).get("containers")))
