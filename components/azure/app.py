@@ -12,6 +12,7 @@ sets per replica; the app uses it as NODE_ID when NODE_ID is unset (docs/azure.m
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ from components.config import AppConfig, HealthCheckConfig
 WORKLOAD_PROFILE = "Consumption"
 SHARED_VOLUME = "shared-files"
 CONTAINER_NAME = "app"
+SECRETS_DIGEST_ENV = "HASTACK_SETTINGS_DIGEST"
+SECRETS_DIGEST_LENGTH = 16
 # A psql session for a few seconds; the smallest Consumption size.
 INIT_CPU = 0.25
 INIT_MEMORY = "0.5Gi"
@@ -144,6 +147,7 @@ class App(pulumi.ComponentResource):
         )
 
         init = args.init
+        all_secret_values = [*args.secret_env.values(), *init.secret_env.values()]
         secrets = [
             *(app.SecretArgs(name=secret_ref(env), value=value) for env, value in sorted(args.secret_env.items())),
             *(app.SecretArgs(name=init.secret_name(env), value=value) for env, value in sorted(init.secret_env.items())),
@@ -153,6 +157,11 @@ class App(pulumi.ComponentResource):
             app.EnvironmentVarArgs(name="STORAGE_PATH", value=args.mount_path),
             *(app.EnvironmentVarArgs(name=key, value=value) for key, value in sorted(settings.env.items())),
             *(app.EnvironmentVarArgs(name=key, secret_ref=secret_ref(key)) for key in sorted(args.secret_env)),
+            # Container App secrets are app-scoped: a changed value creates no revision, so
+            # running replicas keep the old one (and the role-setup init container does not
+            # rerun) until they restart (https://github.com/microsoft/azure-container-apps/issues/691).
+            # A digest of every secret in the template makes any change a new revision.
+            app.EnvironmentVarArgs(name=SECRETS_DIGEST_ENV, value=secrets_digest(all_secret_values)),
         ]
 
         container_app = app.ContainerApp(
@@ -233,6 +242,17 @@ class App(pulumi.ComponentResource):
                 "fqdn": self.fqdn,
             }
         )
+
+
+def secrets_digest(values: list[pulumi.Input[str]]) -> pulumi.Output[str]:
+    """16 hex characters of SHA-256 over the secret values: changes when any of them does.
+
+    Not secret itself: a truncated hash of 190-bit random values reveals nothing about them,
+    and a plain env value keeps the template (and its diff) readable."""
+    digest = pulumi.Output.all(*values).apply(
+        lambda texts: hashlib.sha256("\0".join(texts).encode()).hexdigest()[:SECRETS_DIGEST_LENGTH]
+    )
+    return pulumi.Output.unsecret(digest)
 
 
 def secret_ref(env_name: str) -> str:

@@ -103,3 +103,23 @@ def test_server_parameters_are_retained_on_delete_because_the_api_cannot_delete_
     parameters = run.of_type(CONFIGURATION)
     assert parameters
     assert all(p.retain_on_delete for p in parameters)
+
+
+def _digest(run: ProgramRun) -> dict:
+    env = run.one(CONTAINER_APP).wire_inputs["template"]["containers"][0]["env"]
+    return next(e for e in env if e["name"] == "HASTACK_SETTINGS_DIGEST")["value"]
+
+
+def test_a_changed_secret_makes_a_new_revision(shipped):
+    """Secrets are app-scoped in Container Apps: without a template change, replicas keep the
+    old value (microsoft/azure-container-apps#691). The digest env var is that change."""
+    run, _ = shipped
+    digest = _digest(run)
+    assert isinstance(digest, str) and len(digest) == 16, "plain (not secret) 16 hex characters"
+    int(digest, 16)
+
+
+def test_the_digest_follows_the_secrets():
+    shipped = _digest(run_stack_file(STAGING))
+    assert _digest(run_stack_file(STAGING)) == shipped, "same secrets, same template: no needless revision"
+    assert _digest(run_variant(STAGING, "staging", app={"generatedSecrets": ["JWT_SECRET"]})) != shipped
