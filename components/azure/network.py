@@ -69,7 +69,9 @@ def inbound_rules(plan: SubnetPlan, gateway_http_port: int) -> dict[str, list[In
                         "Azure's health probes of the gateway instances"),
         ],
         "apps": [
-            InboundRule("allow-gateway-https", 100, "Tcp", plan.gateway, ("443",),
+            # The internal load balancer hands 443 to the environment's edge proxy on 31443, and
+            # the NSG sees both (https://learn.microsoft.com/en-us/azure/container-apps/firewall-integration).
+            InboundRule("allow-gateway-https", 100, "Tcp", plan.gateway, ("443", "31443"),
                         "The gateway reaches the environment's internal ingress over HTTPS"),
             InboundRule("allow-environment-internal", 110, "*", plan.apps, ("*",),
                         "Container Apps nodes and replicas talk to each other inside the subnet"),

@@ -57,11 +57,12 @@ def test_a_custom_http_port_is_what_the_gateway_subnet_opens():
     assert _rules(run, "gateway")["allow-internet-listeners"]["destinationPortRanges"] == ["8080", "443"]
 
 
-def test_the_apps_subnet_admits_the_gateway_on_443_and_itself(shipped):
+def test_the_apps_subnet_admits_the_gateway_on_443_and_the_edge_proxy_port_and_itself(shipped):
     gateway, apps = subnet_named(shipped, "gateway").inputs["addressPrefix"], subnet_named(shipped, "apps").inputs["addressPrefix"]
     rules = _rules(shipped, "apps")
     assert rules["allow-gateway-https"]["sourceAddressPrefix"] == gateway
-    assert rules["allow-gateway-https"]["destinationPortRanges"] == ["443"]
+    # 31443: the environment's edge proxy behind its internal load balancer (Container Apps NSG docs).
+    assert rules["allow-gateway-https"]["destinationPortRanges"] == ["443", "31443"]
     assert rules["allow-gateway-https"]["destinationAddressPrefix"] == apps
     assert rules["allow-environment-internal"]["sourceAddressPrefix"] == apps
     assert not [r for r in rules.values() if r["sourceAddressPrefix"] in {"Internet", "*"} and r["access"] == "Allow"]
