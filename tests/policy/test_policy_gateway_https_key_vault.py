@@ -37,14 +37,6 @@ GATEWAY_CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("resource", "expected"), [c[1:] for c in GATEWAY_CASES], ids=[c[0] for c in GATEWAY_CASES])
-def test_gateway_https_rule(resource, expected):
-    messages = check_resource("lb-https-only", resource)
-    assert len(messages) == len(expected), messages
-    for message, fragment in zip(messages, expected):
-        assert fragment in message and "Fix:" in message
-
-
 VAULT_CASES = [
     ("compliant", key_vault(), []),
     ("soft-delete-default", key_vault(enableSoftDelete=None), []),
@@ -57,9 +49,13 @@ VAULT_CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("resource", "expected"), [c[1:] for c in VAULT_CASES], ids=[c[0] for c in VAULT_CASES])
-def test_key_vault_rule(resource, expected):
-    messages = check_resource("key-vault-safe-settings", resource)
+# (policy, case id, resource, a fragment of each expected violation, in order)
+CASES = [("lb-https-only", *case) for case in GATEWAY_CASES] + [("key-vault-safe-settings", *case) for case in VAULT_CASES]
+
+
+@pytest.mark.parametrize(("policy", "resource", "expected"), [(c[0], *c[2:]) for c in CASES], ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_rule_reports_exactly_the_expected_problems(policy, resource, expected):
+    messages = check_resource(policy, resource)
     assert len(messages) == len(expected), messages
     for message, fragment in zip(messages, expected):
         assert fragment in message and "Fix:" in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,19 @@ KEY_VAULT_SECRET = "azure-native:keyvault:Secret"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 TLS_KEY = "tls:index/privateKey:PrivateKey"
 TLS_CERT = "tls:index/selfSignedCert:SelfSignedCert"
+
+# A Flexible Server to restore from; the fakes answer getServer for it (plan/fakes.py).
+RESTORE_SOURCE = (
+    "/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/hastack-prod-rg"
+    "/providers/Microsoft.DBforPostgreSQL/flexibleServers/hastack-prod-primary-1a2b3c"
+)
+
+
+def hours_ago(hours: float) -> str:
+    """A restore target relative to the real clock (the fakes' backups are too)."""
+    return f"{datetime.now(timezone.utc) - timedelta(hours=hours):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def restore(**fields) -> dict:
+    """A `database` change restoring RESTORE_SOURCE as of a day ago, with `fields` changed."""
+    return {"restore": {"target": hours_ago(24), "sourceServerId": RESTORE_SOURCE, **fields}}

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from plan.engine import ProgramError, run_program
-from tests.unit.azure.helpers import PROD, STAGING, config_with
+from plan.fakes import FAKE_SOURCE_BACKUP_DAYS
+from tests.unit.azure.helpers import PROD, RESTORE_SOURCE, STAGING, config_with, hours_ago, restore
 
 # (case id, stack file, stack name, changes to the stack file, the line we expect)
 MALFORMED = [
@@ -103,6 +104,34 @@ MALFORMED = [
     ("image-missing-on-azure", STAGING, "staging",
      {"app": {"image": None}},
      "hastack: platform 'azure' needs app.image (a pushed, pinned image); builds are Docker-only"),
+    # database.restore (test_azure_restore.py has the restores that work)
+    ("restore-without-source", PROD, "prod", {"database": restore(sourceServerId=None)},
+     "hastack: database.restore.sourceServerId is required on Azure"),
+    ("restore-source-not-a-server-id", PROD, "prod", {"database": restore(sourceServerId="hastack-prod-primary")},
+     "hastack: database.restore.sourceServerId must be a Flexible Server resource id: /subscriptions/"),
+    ("restore-source-a-single-server", PROD, "prod",
+     {"database": restore(sourceServerId=RESTORE_SOURCE.replace("flexibleServers", "servers"))},
+     "hastack: database.restore.sourceServerId must be a Flexible Server resource id"),
+    ("restore-latest-on-azure", PROD, "prod", {"database": restore(target="latest")},
+     "hastack: database.restore.target must be a UTC time on Azure"),
+    ("restore-target-in-the-future", PROD, "prod", {"database": restore(target=hours_ago(-2))},
+     "hastack: database.restore.target "),
+    ("restore-target-beyond-any-retention", PROD, "prod", {"database": restore(target=hours_ago(36 * 24))},
+     "hastack: database.restore.target "),
+    ("restore-target-without-offset", PROD, "prod", {"database": restore(target="2026-11-30T10:00:00")},
+     "hastack:database.restore.target: target must be 'latest' or a time with an explicit offset"),
+    ("restore-unknown-key", PROD, "prod", {"database": restore(pointInTime="x")},
+     "hastack:database.restore.pointInTime: unknown key; allowed here: target, sourceServerId, mode"),
+    # Only the live source server (the fakes' getServer) can say these.
+    ("restore-before-the-sources-earliest-point", PROD, "prod",
+     {"database": restore(target=hours_ago(24 * (FAKE_SOURCE_BACKUP_DAYS + 1)))},
+     "hastack:database.restore.target: "),
+    ("restore-version-conflicts-with-the-source", PROD, "prod", {"database": {**restore(), "version": "15"}},
+     "hastack:database.restore: the source runs PostgreSQL 16 and a restore keeps that version, but database.version is 15"),
+    ("restore-point-in-time-into-another-region", STAGING, "staging",
+     {"database": restore(), "azure": {"location": "northeurope"}},
+     "hastack:database.restore: a point-in-time restore stays in the source's region westeurope, but azure.location "
+     "is northeurope; set azure.location: westeurope, or mode GeoRestore for the paired region"),
 ]
 
 

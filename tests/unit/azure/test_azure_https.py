@@ -10,11 +10,10 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from components.azure.certificate import KEY_VAULT_SECRETS_USER_ROLE, vault_name_prefix
-from plan.engine import ProgramRun, is_secret, run_stack_file
+from plan.engine import is_secret
 from plan.fakes import FAKE_CERTIFICATE_NOT_AFTER, FAKE_SUBSCRIPTION_ID, fake_tls_key_pem
 from tests.unit.azure.helpers import (
     GATEWAY,
@@ -32,21 +31,6 @@ from tests.unit.azure.helpers import (
 )
 
 PROD_CERTIFICATE = "https://shop-prod-tls.vault.azure.net/secrets/shop-tls"
-
-
-@pytest.fixture(scope="module")
-def prod() -> ProgramRun:
-    return run_stack_file(PROD)
-
-
-@pytest.fixture(scope="module")
-def staging() -> ProgramRun:
-    return run_stack_file(STAGING)
-
-
-@pytest.fixture(scope="module", params=["prod", "staging"])
-def shipped(request, prod, staging) -> ProgramRun:
-    return {"prod": prod, "staging": staging}[request.param]
 
 
 def test_every_azure_stack_serves_https_with_the_strict_ssl_policy(shipped):

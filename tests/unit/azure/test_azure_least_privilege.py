@@ -15,16 +15,15 @@ import pytest
 from components.render.managed_app_role import app_role_setup_script
 from plan.engine import ProgramRun, is_secret, run_stack_file
 from plan.fakes import FAKE_SECRET_PREFIX
-from tests.unit.azure.helpers import CONFIGURATION, CONTAINER_APP, DATABASE, PROD, STAGING, primary_server, run_variant
+from tests.unit.azure.helpers import CONFIGURATION, CONTAINER_APP, DATABASE, STAGING, primary_server, run_variant
 
-ADMIN_PASSWORD = f"{FAKE_SECRET_PREFIX}hastack-{{stack}}-secrets-db-superuser"
-APP_PASSWORD = f"{FAKE_SECRET_PREFIX}hastack-{{stack}}-secrets-db-app"
+PASSWORD = "random:index/randomPassword:RandomPassword"
 
 
-@pytest.fixture(scope="module", params=[(PROD, "prod"), (STAGING, "staging")], ids=["prod", "staging"])
-def shipped(request) -> tuple[ProgramRun, str]:
-    path, stack = request.param
-    return run_stack_file(path), stack
+def generated(run: ProgramRun, purpose: str) -> str:
+    """The fake value of the generated password whose name ends in `-secrets-<purpose>`."""
+    (password,) = [r for r in run.of_type(PASSWORD) if r.name.endswith(f"-secrets-{purpose}")]
+    return f"{FAKE_SECRET_PREFIX}{password.name}"
 
 
 def _secrets(app) -> dict[str, str]:
@@ -32,8 +31,8 @@ def _secrets(app) -> dict[str, str]:
 
 
 def test_the_admin_password_is_the_servers_and_the_init_containers_only(shipped):
-    run, stack = shipped
-    admin_password = ADMIN_PASSWORD.format(stack=stack)
+    run = shipped
+    admin_password = generated(run, "db-superuser")
     assert primary_server(run).inputs["administratorLoginPassword"] == admin_password
     app = run.one(CONTAINER_APP)
     secrets = _secrets(app)
@@ -53,17 +52,17 @@ def test_the_admin_password_is_the_servers_and_the_init_containers_only(shipped)
 
 
 def test_the_app_connects_as_its_own_role_with_its_own_password(shipped):
-    run, stack = shipped
+    run = shipped
     secrets = _secrets(run.one(CONTAINER_APP))
-    app_password = APP_PASSWORD.format(stack=stack)
+    app_password = generated(run, "db-app")
     for name in ("database-url", "database-read-url"):
         assert secrets[name].startswith(f"postgresql://app:{app_password}@"), name
-    assert ADMIN_PASSWORD.format(stack=stack) not in run.outputs["databaseUrl"]
+    assert generated(run, "db-superuser") not in run.outputs["databaseUrl"]
     assert secrets["db-role-setup-app-db-password"] == app_password
 
 
 def test_the_init_container_sets_up_the_role_as_the_admin_on_the_app_database(shipped):
-    run, stack = shipped
+    run = shipped
     app = run.one(CONTAINER_APP)
     (init,) = app.inputs["template"]["initContainers"]
     assert init["name"] == "db-role-setup"
@@ -99,8 +98,7 @@ def test_the_setup_script_holds_no_password_and_rejects_bad_identifiers():
 
 
 def test_server_parameters_are_retained_on_delete_because_the_api_cannot_delete_them(shipped):
-    run, _ = shipped
-    parameters = run.of_type(CONFIGURATION)
+    parameters = shipped.of_type(CONFIGURATION)
     assert parameters
     assert all(p.retain_on_delete for p in parameters)
 
@@ -113,13 +111,12 @@ def _digest(run: ProgramRun) -> dict:
 def test_a_changed_secret_makes_a_new_revision(shipped):
     """Secrets are app-scoped in Container Apps: without a template change, replicas keep the
     old value (microsoft/azure-container-apps#691). The digest env var is that change."""
-    run, _ = shipped
-    digest = _digest(run)
+    digest = _digest(shipped)
     assert isinstance(digest, str) and len(digest) == 16, "plain (not secret) 16 hex characters"
     int(digest, 16)
 
 
 def test_the_digest_follows_the_secrets():
-    shipped = _digest(run_stack_file(STAGING))
-    assert _digest(run_stack_file(STAGING)) == shipped, "same secrets, same template: no needless revision"
-    assert _digest(run_variant(STAGING, "staging", app={"generatedSecrets": ["JWT_SECRET"]})) != shipped
+    shipped_digest = _digest(run_stack_file(STAGING))
+    assert _digest(run_stack_file(STAGING)) == shipped_digest, "same secrets, same template: no needless revision"
+    assert _digest(run_variant(STAGING, "staging", app={"generatedSecrets": ["JWT_SECRET"]})) != shipped_digest

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-from plan.engine import ProgramRun, run_stack_file
-from tests.unit.azure.helpers import NSG, PROD, STAGING, SUBNET, resource_id, run_variant, subnet_named
-
-
-@pytest.fixture(scope="module", params=[PROD, STAGING], ids=["prod", "staging"])
-def shipped(request) -> ProgramRun:
-    return run_stack_file(request.param)
+from plan.engine import ProgramRun
+from tests.unit.azure.helpers import NSG, STAGING, SUBNET, resource_id, run_variant, subnet_named
 
 
 def _rules(run: ProgramRun, purpose: str) -> dict[str, dict]:

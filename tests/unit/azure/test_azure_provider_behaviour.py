@@ -3,15 +3,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from plan.engine import ProgramRun, run_stack_file
-from tests.unit.azure.helpers import DIAGNOSTIC_SETTING, PROD, STAGING
-
-
-@pytest.fixture(scope="module", params=[PROD, STAGING], ids=["prod", "staging"])
-def shipped(request) -> ProgramRun:
-    return run_stack_file(request.param)
+from tests.unit.azure.helpers import DIAGNOSTIC_SETTING
 
 
 def test_diagnostic_settings_depend_on_their_target_so_destroy_removes_them_first(shipped):

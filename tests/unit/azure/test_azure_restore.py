@@ -17,33 +17,19 @@ import pytest
 from components.azure.database import FAILOVER_DRIFT, RESTORE_INPUTS
 from components.azure.restore import SourceServer, restore_problems, source_resource_group_and_name
 from components.config import ConfigError, RestoreConfig, load_stack_config
-from plan.engine import ProgramError, run_program
-from plan.fakes import FAKE_SOURCE_BACKUP_DAYS
+from plan.engine import PROJECT_DIR, run_program
 from plan.gate import Outcome, evaluate
 from policy.hastack_policies.config_file import load_policy_config
-from plan.engine import PROJECT_DIR
 from tests.unit.azure.helpers import (
     CONFIGURATION,
     PROD,
+    RESTORE_SOURCE,
     STAGING,
     config_with,
     primary_server,
     replica_servers,
+    restore,
 )
-
-SOURCE = (
-    "/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/hastack-prod-rg"
-    "/providers/Microsoft.DBforPostgreSQL/flexibleServers/hastack-prod-primary-1a2b3c"
-)
-
-
-def hours_ago(hours: float) -> str:
-    return f"{datetime.now(timezone.utc) - timedelta(hours=hours):%Y-%m-%dT%H:%M:%SZ}"
-
-
-def restore(**fields) -> dict:
-    return {"restore": {"target": hours_ago(24), "sourceServerId": SOURCE, **fields}}
-
 
 @pytest.fixture(scope="module")
 def restore_run():
@@ -56,7 +42,7 @@ def restore_run():
 def test_the_primary_is_created_from_the_source_at_the_target_time(restore_run):
     server = primary_server(restore_run).inputs
     assert server["createMode"] == "PointInTimeRestore"
-    assert server["sourceServerResourceId"] == SOURCE
+    assert server["sourceServerResourceId"] == RESTORE_SOURCE
     # The configured offset is normalised to the UTC the API names (pointInTimeUTC).
     assert server["pointInTimeUTC"] == "2026-11-30T08:15:00Z"
     assert server["location"] == "westeurope"
@@ -94,7 +80,7 @@ def test_a_geo_restore_goes_to_the_configured_paired_region():
     server = primary_server(run).inputs
     assert server["createMode"] == "GeoRestore"
     assert server["location"] == "northeurope"
-    assert server["sourceServerResourceId"] == SOURCE
+    assert server["sourceServerResourceId"] == RESTORE_SOURCE
 
 
 def test_the_prod_restore_run_passes_the_gate_and_the_next_run_is_judged_again(restore_run):
@@ -107,51 +93,8 @@ def test_the_prod_restore_run_passes_the_gate_and_the_next_run_is_judged_again(r
     assert {"db-zone-redundant-ha", "db-streaming-replica"} <= failing
 
 
-# ---------------------------------------------------------------- bad input: one line, nothing registered
-
-MALFORMED = [
-    ("no-source", restore(sourceServerId=None),
-     "hastack: database.restore.sourceServerId is required on Azure"),
-    ("source-not-a-server-id", restore(sourceServerId="hastack-prod-primary"),
-     "hastack: database.restore.sourceServerId must be a Flexible Server resource id: /subscriptions/"),
-    ("source-is-a-single-server", restore(sourceServerId=SOURCE.replace("flexibleServers", "servers")),
-     "hastack: database.restore.sourceServerId must be a Flexible Server resource id"),
-    ("latest-on-azure", restore(target="latest"),
-     "hastack: database.restore.target must be a UTC time on Azure"),
-    ("target-in-the-future", restore(target=hours_ago(-2)),
-     "hastack: database.restore.target "),
-    ("target-older-than-any-retention", restore(target=hours_ago(36 * 24)),
-     "hastack: database.restore.target "),
-    ("target-without-offset", restore(target="2026-11-30T10:00:00"),
-     "hastack:database.restore.target: target must be 'latest' or a time with an explicit offset"),
-    ("unknown-restore-key", restore(pointInTime="x"),
-     "hastack:database.restore.pointInTime: unknown key; allowed here: target, sourceServerId, mode"),
-    # Only the live source server can say these.
-    ("before-the-sources-earliest-point", restore(target=hours_ago(24 * (FAKE_SOURCE_BACKUP_DAYS + 1))),
-     "hastack:database.restore.target: "),
-    ("version-conflicts-with-the-source", {**restore(), "version": "15"},
-     "hastack:database.restore: the source runs PostgreSQL 16 and a restore keeps that version, but database.version is 15"),
-]
-
-
-@pytest.mark.parametrize("changes, expected", [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
-def test_a_bad_restore_is_one_clear_line_and_registers_nothing(changes, expected):
-    with pytest.raises(ProgramError) as caught:
-        run_program(config_with(PROD, database=changes), "prod")
-    lines = str(caught.value).splitlines()
-    assert lines[0] == "invalid stack config:"
-    assert len(lines) == 2 and lines[1].startswith(expected), lines
-    assert caught.value.run.resources == []
-
-
-def test_a_point_in_time_restore_into_another_region_is_refused():
-    with pytest.raises(ProgramError) as caught:
-        run_program(config_with(STAGING, database=restore(), azure={"location": "northeurope"}), "staging")
-    assert str(caught.value).splitlines()[1] == (
-        "hastack:database.restore: a point-in-time restore stays in the source's region westeurope, but azure.location "
-        "is northeurope; set azure.location: westeurope, or mode GeoRestore for the paired region"
-    )
-    assert caught.value.run.resources == []
+# ---------------------------------------------------------------- bad input
+# Malformed restores are cases of test_azure_config_errors.py (one line, nothing registered).
 
 
 # ---------------------------------------------------------------- the window, with `now` pinned
@@ -160,7 +103,7 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 
 
 def _load(target: str):
-    raw = config_with(PROD, database={"restore": {"target": target, "sourceServerId": SOURCE}})
+    raw = config_with(PROD, database={"restore": {"target": target, "sourceServerId": RESTORE_SOURCE}})
     return load_stack_config(raw, "prod", now=NOW)
 
 
@@ -186,7 +129,7 @@ SOURCE_SERVER = SourceServer(version="16", location="westeurope",
 
 
 def test_a_geo_restore_needs_the_sources_geo_redundant_backups():
-    config = RestoreConfig(target="2026-11-30T12:00:00Z", sourceServerId=SOURCE, mode="GeoRestore")
+    config = RestoreConfig(target="2026-11-30T12:00:00Z", sourceServerId=RESTORE_SOURCE, mode="GeoRestore")
     assert restore_problems(config, SOURCE_SERVER, "16", "northeurope") == [
         "hastack:database.restore.mode: GeoRestore needs the source's geo-redundant backups, which it does not keep; "
         "use PointInTimeRestore in its region"
@@ -194,14 +137,14 @@ def test_a_geo_restore_needs_the_sources_geo_redundant_backups():
 
 
 def test_a_sound_restore_has_no_problem_and_every_problem_is_its_own_line():
-    fine = RestoreConfig(target="2026-11-30T12:00:00Z", sourceServerId=SOURCE)
+    fine = RestoreConfig(target="2026-11-30T12:00:00Z", sourceServerId=RESTORE_SOURCE)
     assert restore_problems(fine, SOURCE_SERVER, "16", "westeurope") == []
-    bad = RestoreConfig(target="2026-11-20T12:00:00Z", sourceServerId=SOURCE)
+    bad = RestoreConfig(target="2026-11-20T12:00:00Z", sourceServerId=RESTORE_SOURCE)
     assert len(restore_problems(bad, SOURCE_SERVER, "17", "northeurope")) == 3
 
 
 def test_the_source_id_names_its_group_and_server():
-    assert source_resource_group_and_name(SOURCE) == ("hastack-prod-rg", "hastack-prod-primary-1a2b3c")
+    assert source_resource_group_and_name(RESTORE_SOURCE) == ("hastack-prod-rg", "hastack-prod-primary-1a2b3c")
 
 
 def _warnings(path, stack, database) -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 from components.azure.database import SERVER_PARAMETERS
 from components.azure.network import plan_subnets
 from components.azure.platform import resource_prefix
-from plan.engine import ProgramRun, is_secret, run_stack_file
+from plan.engine import is_secret
 from plan.fakes import FAKE_ENVIRONMENT_DOMAIN, FAKE_SECRET_PREFIX, FAKE_SUBSCRIPTION_ID
 from tests.unit.azure.helpers import (
     ACTION_GROUP,
@@ -26,7 +26,6 @@ from tests.unit.azure.helpers import (
     GATEWAY,
     METRIC_ALERT,
     PRIVATE_ZONE,
-    PROD,
     PUBLIC_IP,
     RECORD_SET,
     RESOURCE_GROUP,
@@ -40,22 +39,6 @@ from tests.unit.azure.helpers import (
     run_variant,
     subnet_named,
 )
-
-
-@pytest.fixture(scope="module")
-def prod() -> ProgramRun:
-    return run_stack_file(PROD)
-
-
-@pytest.fixture(scope="module")
-def staging() -> ProgramRun:
-    return run_stack_file(STAGING)
-
-
-@pytest.fixture(scope="module", params=["prod", "staging"])
-def shipped(request, prod, staging) -> ProgramRun:
-    """Both shipped Azure stacks, for what must hold in each."""
-    return {"prod": prod, "staging": staging}[request.param]
 
 
 # ---------------------------------------------------------------- database
