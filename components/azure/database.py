@@ -4,7 +4,7 @@ A restore (`database.restore`) creates the primary from a backup instead
 (createMode PointInTimeRestore or GeoRestore). Flexible Server applies no high
 availability to a restored server whatever the request says
 (https://github.com/hashicorp/terraform-provider-azurerm/issues/18253), so the restore
-run declares exactly what Azure builds: one instance, the source's admin credentials, the
+run declares exactly what Azure builds: one instance, the source's admin password, the
 parameters chained after it, no replicas. The next run, without `database.restore`,
 declares HA and the admin password (an update of the same server: the restore inputs are
 create-only and ignored from then on) and the replicas after the last parameter.
@@ -214,7 +214,8 @@ def _high_availability(settings: ManagedDatabaseConfig, restoring: bool) -> dbfo
 
 def _creation(args: DatabaseArgs) -> dict:
     """A new, empty server with hastack's admin; or a restore, which keeps the source's admin
-    until the next run sets hastack's password."""
+    password until the next run sets hastack's. The login is declared on both runs (a hastack
+    source has the same one), so the next run changes nothing the API fixes at creation."""
     if args.restore is None:
         return {
             "create_mode": "Create",
@@ -223,6 +224,7 @@ def _creation(args: DatabaseArgs) -> dict:
         }
     return {
         "create_mode": args.restore.mode,
+        "administrator_login": args.admin_login,
         "source_server_resource_id": args.restore.source_server_id,
         "point_in_time_utc": f"{parse_restore_time(args.restore.target).astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}",
     }

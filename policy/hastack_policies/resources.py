@@ -112,10 +112,10 @@ _RESTORE_MODES = {"pointintimerestore", "georestore"}
 def is_being_restored(props: Mapping[str, Any]) -> bool:
     """A Flexible Server declared as the restore request itself: Azure applies no HA to it.
 
-    hastack's restore run sends no admin login (the restored server keeps the source's);
-    the run after it adds the login, while `createMode` keeps its restore value (it is
-    create-only and ignored), so the login is what tells the two runs apart."""
-    return str(props.get("createMode") or "").lower() in _RESTORE_MODES and "administratorLogin" not in props
+    hastack's restore run sends no admin password (the restored server keeps the source's);
+    the run after it adds the password, while `createMode` keeps its restore value (it is
+    create-only and ignored), so the password is what tells the two runs apart."""
+    return str(props.get("createMode") or "").lower() in _RESTORE_MODES and "administratorLoginPassword" not in props
 
 
 def app_containers(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -48,10 +48,12 @@ def test_the_primary_is_created_from_the_source_at_the_target_time(restore_run):
     assert server["location"] == "westeurope"
 
 
-def test_a_restored_server_is_declared_single_instance_with_the_sources_admin(restore_run):
+def test_a_restored_server_is_declared_single_instance_with_the_sources_admin_password(restore_run):
     server = primary_server(restore_run).inputs
     assert server["highAvailability"]["mode"] == "Disabled"
-    assert "administratorLogin" not in server and "administratorLoginPassword" not in server
+    # The source's password until the next run; the login stays the same on both runs.
+    assert "administratorLoginPassword" not in server
+    assert server["administratorLogin"] == "hastack_admin"
     assert server["backup"] == {"backupRetentionDays": 35, "geoRedundantBackup": "Enabled"}
 
 
@@ -86,9 +88,9 @@ def test_a_geo_restore_goes_to_the_configured_paired_region():
 def test_the_prod_restore_run_passes_the_gate_and_the_next_run_is_judged_again(restore_run):
     settings = load_policy_config(PROJECT_DIR / "policy" / "config.prod.json")
     assert not [v for v in evaluate(restore_run, settings) if v.blocks]
-    # The run after: createMode keeps its restore value (ignored), but HA rules apply again.
+    # The run after: createMode keeps its restore value (ignored), the password is back, HA rules apply again.
     server = primary_server(restore_run)
-    server.wire_inputs["administratorLogin"] = "hastack_admin"
+    server.wire_inputs["administratorLoginPassword"] = "the next run's password"
     failing = {v.policy for v in evaluate(restore_run, settings) if v.outcome is Outcome.VIOLATED}
     assert {"db-zone-redundant-ha", "db-streaming-replica"} <= failing
 
