@@ -3,10 +3,10 @@
 import pulumi
 
 from components.config import ConfigError, load_stack_config
-from components.stack import build, raw_stack_config
+from components.stack import build, raw_stack_config, secret_config_keys
 
 try:
-    config = load_stack_config(raw_stack_config(), pulumi.get_stack())
+    config = load_stack_config(raw_stack_config(), pulumi.get_stack(), secret_keys=secret_config_keys())
     for warning in config.warnings:
         pulumi.log.warn(warning)
     # A platform may refuse config only the real world can judge (e.g. an Azure restore's

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -345,6 +347,41 @@ class HealthCheckConfig(_Model):
         return value if value is None else _check_path(value, "path")
 
 
+# PEM block headers: a certificate (optionally followed by its chain) and a private key
+# (PKCS#8 "PRIVATE KEY", or "EC PRIVATE KEY" / "RSA PRIVATE KEY").
+# A shape check that catches a swapped or truncated value; HAProxy parses the PEM itself.
+PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\s.+?-----END CERTIFICATE-----", re.DOTALL)
+PEM_PRIVATE_KEY = re.compile(r"-----BEGIN ((EC|RSA) )?PRIVATE KEY-----\s.+?-----END ((EC|RSA) )?PRIVATE KEY-----", re.DOTALL)
+# Config values that are secrets: never echoed in an error, and refused unless Pulumi
+# holds them encrypted (`pulumi config set --secret --path ...`).
+SECRET_CONFIG_PATHS = ("loadBalancer.tls.certificate", "loadBalancer.tls.key")
+
+
+class LoadBalancerTlsConfig(_Model):
+    """Docker: HAProxy terminates HTTPS; plain HTTP on `loadBalancer.port` redirects to it."""
+
+    enabled: bool = True
+    # Published HTTPS port on the host.
+    port: Port = 8443
+    # PEM certificate (leaf first, then any chain) and its private key, both Pulumi
+    # secrets. Unset: a certificate from the stack's own CA (output caCertificate).
+    certificate: SecretStr | None = None
+    key: SecretStr | None = None
+    # Strict-Transport-Security max-age on every HTTPS response.
+    hsts_max_age_seconds: int = Field(31_536_000, ge=60, le=63_072_000)
+
+    @model_validator(mode="after")
+    def _certificate_pair(self) -> LoadBalancerTlsConfig:
+        # Raised at this level, so the message never carries the PEM itself.
+        if (self.certificate is None) != (self.key is None):
+            raise ValueError("certificate and key go together: set both, or neither for a stack-CA certificate")
+        if self.certificate is not None and not PEM_CERTIFICATE.search(self.certificate.get_secret_value()):
+            raise ValueError("certificate must be PEM text starting with -----BEGIN CERTIFICATE-----")
+        if self.key is not None and not PEM_PRIVATE_KEY.search(self.key.get_secret_value()):
+            raise ValueError("key must be an unencrypted PEM private key (-----BEGIN PRIVATE KEY-----, EC or RSA)")
+        return self
+
+
 class LoadBalancerConfig(_Model):
     """HAProxy on Docker, Application Gateway v2 on Azure."""
 
@@ -359,11 +396,15 @@ class LoadBalancerConfig(_Model):
     # Azure only: the version-less Key Vault secret id of the site's PFX certificate.
     # Required on the prod stack; unset elsewhere, hastack makes a vault and a self-signed one.
     certificate_secret_id: str | None = None
+    # Docker only: HTTPS termination in HAProxy.
+    tls: LoadBalancerTlsConfig = Field(default_factory=LoadBalancerTlsConfig)
 
     @model_validator(mode="after")
     def _ports_and_capacity(self) -> LoadBalancerConfig:
         if self.port == self.stats_port:
             raise ValueError(f"port and statsPort must differ (both {self.port})")
+        if self.tls.enabled and self.tls.port in (self.port, self.stats_port):
+            raise ValueError(f"tls.port must differ from port and statsPort (got {self.tls.port})")
         if self.max_capacity < self.min_capacity:
             raise ValueError(f"maxCapacity ({self.max_capacity}) must be >= minCapacity ({self.min_capacity})")
         if self.certificate_secret_id is not None and not KEY_VAULT_SECRET_URL.match(self.certificate_secret_id):
@@ -556,6 +597,22 @@ class StackConfig(_Model):
             raise ValueError("platform 'azure' needs azure.alertEmail: metric alerts (DB, gateway) are emailed there")
         return self
 
+    @model_validator(mode="after")
+    def _tls_rules(self, info: ValidationInfo) -> StackConfig:
+        """HTTPS at the edge: HAProxy's keys on Docker only, and a real certificate in prod."""
+        tls = self.load_balancer.tls
+        if self.platform == "azure":
+            if "tls" in self.load_balancer.model_fields_set:
+                raise ValueError("loadBalancer.tls is Docker-only (HAProxy); on Azure set loadBalancer.certificateSecretId")
+            return self
+        if (info.context or {}).get("stack") == "prod" and tls.enabled and tls.certificate is None:
+            raise ValueError(
+                "a prod stack needs a real certificate: set loadBalancer.tls.certificate and loadBalancer.tls.key "
+                "(pulumi config set --secret --path 'hastack:loadBalancer.tls.key' < server.key); "
+                "the stack-CA certificate is for dev"
+            )
+        return self
+
     @property
     def restoring_azure_server(self) -> bool:
         """An Azure restore run: the server comes from a backup, single-instance, without replicas."""
@@ -614,6 +671,9 @@ TOP_LEVEL_KEYS = tuple(StackConfig.model_fields[name].alias or name for name in 
 
 def _format_error(error: dict[str, Any]) -> str:
     path = ".".join(str(part) for part in error["loc"])
+    if path in SECRET_CONFIG_PATHS:
+        # A secret's value (a private key) is never repeated, not even when it is wrong.
+        return f"{NAMESPACE}:{path}: {error['msg'].removeprefix('Value error, ')}"
     # Rules across top-level keys have no location; their message names the keys.
     where = f"{NAMESPACE}:{path}" if path else NAMESPACE
     message = error["msg"].removeprefix("Value error, ")
@@ -640,10 +700,14 @@ def _allowed_keys(loc: tuple) -> str:
     return ", ".join(f.alias or n for n, f in model.model_fields.items())
 
 
-def load_stack_config(raw: dict[str, str], stack: str, now: datetime | None = None) -> StackConfig:
+def load_stack_config(
+    raw: dict[str, str], stack: str, now: datetime | None = None, secret_keys: Collection[str] = ()
+) -> StackConfig:
     """Validate raw Pulumi config (`{"hastack:app": "<json>", ...}`) for `stack`.
 
     `now` (default: the current UTC time) is what restore-window rules measure against.
+    `secret_keys` are the raw keys Pulumi holds encrypted: a top-level key is listed when
+    any value inside it was set with `--secret`.
     Raises ConfigError with one line per problem; never returns a partial config.
     """
     problems: list[str] = []
@@ -660,9 +724,26 @@ def load_stack_config(raw: dict[str, str], stack: str, now: datetime | None = No
     if problems:
         raise ConfigError(problems)
     try:
-        return StackConfig.model_validate(values, context={"stack": stack, "now": now})
+        config = StackConfig.model_validate(values, context={"stack": stack, "now": now})
     except ValidationError as err:
         raise ConfigError([_format_error(e) for e in err.errors()]) from None
+    plaintext = [path for path in SECRET_CONFIG_PATHS
+                 if _value_at(config, path) is not None and f"{NAMESPACE}:{path.split('.')[0]}" not in secret_keys]
+    if plaintext:
+        raise ConfigError([
+            f"{NAMESPACE}:{path}: must be a Pulumi secret, not plaintext in the stack file; "
+            f"set it with: pulumi config set --secret --path '{NAMESPACE}:{path}' < FILE"
+            for path in plaintext
+        ])
+    return config
+
+
+def _value_at(config: StackConfig, path: str) -> Any:
+    """The value of a camelCase key path such as `loadBalancer.tls.key`."""
+    value: Any = config
+    for alias in path.split("."):
+        value = getattr(value, next(name for name, f in type(value).model_fields.items() if (f.alias or name) == alias))
+    return value
 
 
 def _decode(text: str) -> Any:

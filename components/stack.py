@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+from pulumi.runtime.config import get_config_secret_keys_env, is_config_secret
 
 from components.config import StackConfig
 
@@ -15,6 +16,12 @@ def raw_stack_config() -> dict[str, str]:
     raw = dict(pulumi.runtime.get_config_env() or {})
     raw.update(pulumi.runtime.config.CONFIG.get())
     return raw
+
+
+def secret_config_keys() -> set[str]:
+    """The config keys the engine says hold secrets (a top-level key is listed when any
+    value inside it was set with `--secret`), as the SDK's own Config.get_secret reads them."""
+    return {key for key in raw_stack_config() if is_config_secret(key)} | set(get_config_secret_keys_env())
 
 
 def build(config: StackConfig) -> dict[str, Any]:

@@ -171,18 +171,20 @@ def run_under_mocks(
     *,
     preview: bool = False,
     run: ProgramRun | None = None,
+    secret_keys: list[str] | None = None,
 ) -> ProgramRun:
     """Run `build` inside a fresh root stack, under the recording monitor and the fakes,
     recording into `run` (a new one by default).
 
-    `config` is what the engine passes a program: `{"hastack:app": "<json>", ...}`.
+    `config` is what the engine passes a program: `{"hastack:app": "<json>", ...}`, with
+    `secret_keys` naming the keys that hold a `--secret` value.
     Each call starts from clean runtime state, so runs in one process do not mix.
     Exceptions from `build` propagate; `run` then holds what was registered before.
     """
     run = run if run is not None else ProgramRun()
     monitor = RecordingMonitor(fakes.ProviderFakes(), run)
     pulumi_settings.ROOT.set(None)
-    pulumi.runtime.set_all_config(dict(config or {}))
+    pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys or []))
     pulumi_mocks.set_mocks(fakes.ProviderFakes(), project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     # set_mocks registers a root of its own; run_in_stack creates the real one.
     pulumi_settings.ROOT.set(None)
@@ -192,8 +194,10 @@ def run_under_mocks(
     return run
 
 
-def run_program(config: dict[str, str], stack: str, *, preview: bool = False) -> ProgramRun:
-    """Run `__main__.py` for `stack` with raw Pulumi config, under mocks.
+def run_program(config: dict[str, str], stack: str, *, preview: bool = False,
+                secret_keys: list[str] | None = None) -> ProgramRun:
+    """Run `__main__.py` for `stack` with raw Pulumi config (`secret_keys`: the keys set
+    with `--secret`, decrypted in `config` as the engine hands them over), under mocks.
 
     Raises ProgramError with the program's message when it fails.
     """
@@ -203,7 +207,7 @@ def run_program(config: dict[str, str], stack: str, *, preview: bool = False) ->
 
     run = ProgramRun()
     try:
-        return run_under_mocks(program, stack, config, preview=preview, run=run)
+        return run_under_mocks(program, stack, config, preview=preview, run=run, secret_keys=secret_keys)
     except pulumi.RunError as err:
         raise ProgramError(str(err), run) from None
 

@@ -52,6 +52,18 @@ def _docker_built_image(args: pulumi.runtime.MockResourceArgs) -> dict:
     return {"repoDigest": fake_image_id(args.inputs["imageName"])}
 
 
+def fake_pem(kind: str, name: str) -> str:
+    return f"-----BEGIN {kind}-----\nZmFrZS0{name}\n-----END {kind}-----\n"
+
+
+def _tls_signed_certificate(args: pulumi.runtime.MockResourceArgs) -> dict:
+    return {"certPem": fake_pem("CERTIFICATE", args.name)}
+
+
+def _tls_cert_request(args: pulumi.runtime.MockResourceArgs) -> dict:
+    return {"certRequestPem": fake_pem("CERTIFICATE REQUEST", args.name)}
+
+
 # Resource type token -> computed outputs. Components add theirs here as they need them.
 COMPUTED = {
     "random:index/randomPassword:RandomPassword": _random_secret,
@@ -61,6 +73,9 @@ COMPUTED = {
     "docker:index/volume:Volume": _docker_container,
     "docker:index/remoteImage:RemoteImage": _docker_remote_image,
     "docker:index/image:Image": _docker_built_image,
+    # Private keys and self-signed certificates: real ones, below.
+    "tls:index/certRequest:CertRequest": _tls_cert_request,
+    "tls:index/locallySignedCert:LocallySignedCert": _tls_signed_certificate,
 }
 
 # Invoke token -> result.
@@ -171,6 +186,11 @@ def fake_tls_key_pem() -> str:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
+
+
+def fake_tls_key_marker() -> str:
+    """A line of the fake private key's PEM body: text that appears only where the key went."""
+    return fake_tls_key_pem().splitlines()[1]
 
 
 def _tls_private_key(args: pulumi.runtime.MockResourceArgs) -> dict:

@@ -30,6 +30,8 @@ class AppArgs:
     secrets: Mapping[str, pulumi.Input[str]]
     # Created (and healthy) before the first replica starts, e.g. the database.
     depends_on: Sequence[pulumi.Resource] = ()
+    # Files every replica gets, e.g. the CA its DATABASE_URL verifies the database with.
+    files: Sequence[docker.ContainerUploadArgs] = ()
 
 
 def default_healthcheck_command(port: int, path: str) -> list[str]:
@@ -76,6 +78,7 @@ class App(pulumi.ComponentResource):
                     image=image,
                     envs=[f"NODE_ID={alias}", *shared_env],
                     volumes=[args.shared_volume],
+                    uploads=list(args.files),
                     networks_advanced=[network_attachment(args.network_name, alias)],
                     healthcheck=healthcheck(probe, interval_s=2, timeout_s=3, retries=3, start_period_s=HEALTHY_TIMEOUT_S),
                     restart="unless-stopped",

@@ -8,8 +8,22 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.certificates import ServerCertificate
+from components.render.postgres import CLIENT_SSLMODE, ServerTls
+
 # Every PostgreSQL node listens here, whichever component runs it.
 POSTGRES_PORT = 5432
+# The server's TLS files in every PostgreSQL container (outside the data dir, so a base
+# backup does not copy them), and the CA in every container that connects to one.
+POSTGRES_TLS = ServerTls(
+    certificate_file="/etc/postgresql/hastack/server.crt",
+    key_file="/etc/postgresql/hastack/server.key",
+    ca_file="/etc/postgresql/hastack/ca.crt",
+)
+DATABASE_CA_FILE = "/etc/hastack/database-ca.crt"
+# The official postgres images' `postgres` user and group
+# (https://github.com/docker-library/postgres/blob/master/16/bookworm/Dockerfile).
+POSTGRES_UID = "999"
 
 
 def pulled_image(resource_name: str, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
@@ -121,6 +135,22 @@ def data_node(
     )
 
 
+def postgres_tls_uploads(certificate: ServerCertificate, ca_certificate_pem: pulumi.Input[str]) -> list[docker.ContainerUploadArgs]:
+    """The server certificate, its key (secret; mode 0600 owned by postgres, or postgres
+    refuses to start) and the stack CA, for every PostgreSQL container."""
+    return [
+        docker.ContainerUploadArgs(file=POSTGRES_TLS.certificate_file, content=certificate.certificate_pem, permissions="0644"),
+        docker.ContainerUploadArgs(file=POSTGRES_TLS.key_file, content=certificate.private_key_pem,
+                                   owner=POSTGRES_UID, group=POSTGRES_UID, permissions="0600"),
+        docker.ContainerUploadArgs(file=POSTGRES_TLS.ca_file, content=ca_certificate_pem, permissions="0644"),
+    ]
+
+
+def database_ca_upload(ca_certificate_pem: pulumi.Input[str]) -> docker.ContainerUploadArgs:
+    """The stack CA where the app's DATABASE_URL (`sslrootcert`) expects it."""
+    return docker.ContainerUploadArgs(file=DATABASE_CA_FILE, content=ca_certificate_pem, permissions="0644")
+
+
 class PostgresCluster(pulumi.ComponentResource):
     """What the rest of the stack needs from a self-hosted PostgreSQL, whichever way it
     fails over (streaming replicas promoted by hand, or Patroni): where to write, where
@@ -187,14 +217,15 @@ def connection_urls(
 
     Clients try the nodes in order and keep the first whose role fits (the writer:
     `read-write`; the reader: a standby if any is up, else the primary), so they follow a
-    promotion, manual or Patroni's, without being reconfigured.
+    promotion, manual or Patroni's, without being reconfigured. Each connection is TLS,
+    and libpq checks the certificate against the stack CA and the host it dialled
+    (`verify-full`), whichever of the hosts that is.
     """
 
     def url(target_session_attrs: str) -> pulumi.Output[str]:
+        query = f"target_session_attrs={target_session_attrs}&sslmode={CLIENT_SSLMODE}&sslrootcert={DATABASE_CA_FILE}"
         return pulumi.Output.secret(
-            pulumi.Output.concat(
-                f"postgresql://{user}:", password, f"@{','.join(hosts)}/{database}?target_session_attrs={target_session_attrs}"
-            )
+            pulumi.Output.concat(f"postgresql://{user}:", password, f"@{','.join(hosts)}/{database}?{query}")
         )
 
     return url("read-write"), url("prefer-standby")

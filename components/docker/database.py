@@ -4,8 +4,9 @@ The primary runs the official image's entrypoint (initdb, then our init script c
 the replication role, one physical slot per replica and the app database). Each
 replica runs the rendered bootstrap script instead: `pg_basebackup -R -X stream -S
 <slot>` into an empty data dir, then postgres as a hot standby. All nodes run the same
-server flags and pg_hba, so a promoted replica is a complete primary (runbook:
-docs/docker.md).
+server flags, pg_hba and TLS certificate (its SANs name every node), so a promoted
+replica is a complete primary (runbook: docs/docker.md). Every TCP connection, replication
+included, is TLS.
 
 Nothing here publishes a host port: the database is reachable on the private network only.
 """
@@ -17,13 +18,16 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.certificates import StackCertificateAuthority
 from components.config import DatabaseConfig
 from components.docker.common import (
     POSTGRES_PORT,
+    POSTGRES_TLS,
     PostgresCluster,
     data_layout,
     data_node,
     env_entry,
+    postgres_tls_uploads,
     pulled_image,
 )
 from components.render.postgres import (
@@ -61,6 +65,8 @@ class DatabaseArgs:
     app_password: pulumi.Input[str]
     # Protect (and retain) the data volumes.
     protect: bool
+    # Signs the nodes' server certificate; the app verifies it with the same CA.
+    certificate_authority: StackCertificateAuthority
 
 
 class Database(PostgresCluster):
@@ -82,11 +88,19 @@ class Database(PostgresCluster):
             app_db=config.name,
             app_user=config.user,
             port=POSTGRES_PORT,
+            tls=POSTGRES_TLS,
+        )
+        roles = ["primary", *(f"replica-{index}" for index in range(config.replicas))]
+        certificate = args.certificate_authority.issue(
+            f"{name}-server", dns_names=[self._alias(role) for role in roles], parent=self
         )
         # Every node runs the primary's flags: a standby needs settings at least as
         # high as the primary's, and a promoted standby must act as a full primary.
         self._server_flags = [*primary_server_flags(primary_settings), "-c", f"hba_file={HBA_FILE}"]
-        self._hba = docker.ContainerUploadArgs(file=HBA_FILE, content=render_pg_hba(primary_settings), permissions="0644")
+        self._every_node_uploads = [
+            docker.ContainerUploadArgs(file=HBA_FILE, content=render_pg_hba(primary_settings), permissions="0644"),
+            *postgres_tls_uploads(certificate, args.certificate_authority.certificate_pem),
+        ]
 
         primary_alias = self._alias("primary")
         primary = self._node(
@@ -116,6 +130,7 @@ class Database(PostgresCluster):
                 data_dir=self._layout.pgdata,
                 port=POSTGRES_PORT,
                 server_flags=tuple(self._server_flags),
+                ca_file=POSTGRES_TLS.ca_file,
             )
             nodes.append(
                 self._node(
@@ -181,5 +196,5 @@ class Database(PostgresCluster):
             # volume is (it copies the image's postgres-owned directory).
             user="postgres",
             envs=envs,
-            uploads=[self._hba, *extra_uploads],
+            uploads=[*self._every_node_uploads, *extra_uploads],
         )

@@ -1,4 +1,5 @@
-"""HAProxy in front of the app replicas, with active health checks and fast ejection."""
+"""HAProxy in front of the app replicas, with active health checks and fast ejection, and
+HTTPS termination (`loadBalancer.tls`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.certificates import ServerCertificate
 from components.config import HAPROXY_IMAGE, LoadBalancerConfig
 from components.docker.common import network_attachment, pulled_image
-from components.render.haproxy import Backend, HaproxySettings, render_haproxy_cfg
+from components.render.haproxy import Backend, HaproxySettings, TlsTermination, render_haproxy_cfg
 
 # Where the official image's default command reads its config.
 CONFIG_FILE = "/usr/local/etc/haproxy/haproxy.cfg"
@@ -18,6 +20,12 @@ CONFIG_FILE = "/usr/local/etc/haproxy/haproxy.cfg"
 # `haproxy` user, so these stay above 1024; the configured ports are the host side.
 LISTEN_PORT = 8080
 STATS_PORT = 8404
+TLS_LISTEN_PORT = 8443
+# Certificate and key in one PEM (HAProxy's `crt`). Owned by the image's `haproxy` user
+# (uid/gid 99, https://github.com/docker-library/haproxy/blob/master/3.0/Dockerfile),
+# which HAProxy runs as from the start, so it can read a file no one else can.
+CERTIFICATE_FILE = "/usr/local/etc/haproxy/certs/site.pem"
+HAPROXY_UID = "99"
 # Docker's embedded DNS: re-resolves an alias when its container is replaced.
 DOCKER_DNS = "127.0.0.11:53"
 # Lets in-flight requests finish (haproxy's hard-stop-after is 30 s).
@@ -35,10 +43,13 @@ class LoadBalancerArgs:
     health_path: str
     # The app replicas: they exist before HAProxy starts sending them traffic.
     depends_on: Sequence[pulumi.Resource] = ()
+    # What HAProxy serves HTTPS with when `config.tls.enabled`.
+    certificate: ServerCertificate | None = None
 
 
 def haproxy_settings(args: LoadBalancerArgs) -> HaproxySettings:
     check = args.config.health_check
+    tls = args.config.tls
     return HaproxySettings(
         frontend_port=LISTEN_PORT,
         stats_port=STATS_PORT,
@@ -49,6 +60,20 @@ def haproxy_settings(args: LoadBalancerArgs) -> HaproxySettings:
         rise=check.rise,
         timeout_check_ms=check.timeout_ms,
         resolver=DOCKER_DNS,
+        tls=TlsTermination(port=TLS_LISTEN_PORT, certificate_file=CERTIFICATE_FILE, public_port=tls.port,
+                           hsts_max_age_s=tls.hsts_max_age_seconds) if tls.enabled else None,
+    )
+
+
+def certificate_upload(certificate: ServerCertificate) -> docker.ContainerUploadArgs:
+    """The certificate and its key as one file only HAProxy's user can read; secret, like the key."""
+    return docker.ContainerUploadArgs(
+        file=CERTIFICATE_FILE,
+        # The newline keeps the key's header on a line of its own whatever the certificate ends with.
+        content=pulumi.Output.secret(pulumi.Output.concat(certificate.certificate_pem, "\n", certificate.private_key_pem)),
+        owner=HAPROXY_UID,
+        group=HAPROXY_UID,
+        permissions="0600",
     )
 
 
@@ -59,19 +84,29 @@ class LoadBalancer(pulumi.ComponentResource):
     container_name: pulumi.Output[str]
     port: int
     stats_port: int
+    # The published HTTPS port; None without TLS.
+    tls_port: int | None
 
     def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:docker:LoadBalancer", name, None, opts)
         image = pulled_image(f"{name}-image", HAPROXY_IMAGE, self)
-        self.config_text = render_haproxy_cfg(haproxy_settings(args))
+        settings = haproxy_settings(args)
+        self.config_text = render_haproxy_cfg(settings)
+        uploads = [docker.ContainerUploadArgs(file=CONFIG_FILE, content=self.config_text, permissions="0644")]
+        ports = [
+            docker.ContainerPortArgs(internal=LISTEN_PORT, external=args.config.port),
+            docker.ContainerPortArgs(internal=STATS_PORT, external=args.config.stats_port),
+        ]
+        if settings.tls:
+            if args.certificate is None:
+                raise ValueError("loadBalancer.tls is enabled but no certificate was given to the load balancer")
+            uploads.append(certificate_upload(args.certificate))
+            ports.append(docker.ContainerPortArgs(internal=TLS_LISTEN_PORT, external=settings.tls.public_port))
         haproxy = docker.Container(
             f"{name}-haproxy",
             image=image.image_id,
-            uploads=[docker.ContainerUploadArgs(file=CONFIG_FILE, content=self.config_text, permissions="0644")],
-            ports=[
-                docker.ContainerPortArgs(internal=LISTEN_PORT, external=args.config.port),
-                docker.ContainerPortArgs(internal=STATS_PORT, external=args.config.stats_port),
-            ],
+            uploads=uploads,
+            ports=ports,
             networks_advanced=[network_attachment(args.network_name, name)],
             restart="unless-stopped",
             destroy_grace_seconds=STOP_GRACE_S,
@@ -88,4 +123,6 @@ class LoadBalancer(pulumi.ComponentResource):
         self.container_name = haproxy.name
         self.port = args.config.port
         self.stats_port = args.config.stats_port
-        self.register_outputs({"containerName": self.container_name, "port": self.port, "statsPort": self.stats_port})
+        self.tls_port = settings.tls.public_port if settings.tls else None
+        self.register_outputs({"containerName": self.container_name, "port": self.port, "statsPort": self.stats_port,
+                               "tlsPort": self.tls_port})

@@ -18,14 +18,17 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.certificates import StackCertificateAuthority
 from components.config import DatabaseConfig
 from components.docker.common import (
     POSTGRES_PORT,
+    POSTGRES_TLS,
     PostgresCluster,
     built_image,
     data_layout,
     data_node,
     env_entry,
+    postgres_tls_uploads,
 )
 from components.render.patroni import (
     REPLICATION_PASSWORD_ENV,
@@ -75,6 +78,8 @@ class PatroniDatabaseArgs:
     protect: bool
     # The etcd cluster: running before the first member asks it for the leader lock.
     depends_on: list[pulumi.Resource]
+    # Signs the members' server certificate; the app verifies it with the same CA.
+    certificate_authority: StackCertificateAuthority
 
 
 class PatroniDatabase(PostgresCluster):
@@ -94,7 +99,12 @@ class PatroniDatabase(PostgresCluster):
             app_db=config.name,
             app_user=config.user,
             port=POSTGRES_PORT,
+            tls=POSTGRES_TLS,
         )
+        aliases = [f"{name}-{index}" for index in range(1 + config.replicas)]
+        # One certificate naming every member: any of them may lead.
+        certificate = args.certificate_authority.issue(f"{name}-server", dns_names=aliases, parent=self)
+        tls_uploads = postgres_tls_uploads(certificate, args.certificate_authority.certificate_pem)
         post_bootstrap = docker.ContainerUploadArgs(
             file=POST_BOOTSTRAP_SCRIPT, content=patroni_post_bootstrap_script(database), permissions="0755"
         )
@@ -105,7 +115,6 @@ class PatroniDatabase(PostgresCluster):
             env_entry(APP_DB_PASSWORD_ENV, args.app_password),
         ]
 
-        aliases = [f"{name}-{index}" for index in range(1 + config.replicas)]
         members: list[docker.Container] = []
         for alias in aliases:
             settings = PatroniSettings(
@@ -141,6 +150,7 @@ class PatroniDatabase(PostgresCluster):
                     uploads=[
                         docker.ContainerUploadArgs(file=CONFIG_FILE, content=render_patroni_yml(settings), permissions="0644"),
                         post_bootstrap,
+                        *tls_uploads,
                     ],
                     # Patroni is PID 1 and does not reap orphans (a killed pg_basebackup's
                     # children, say); Docker's init does.

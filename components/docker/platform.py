@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_docker as docker
 
-from components.config import StackConfig
+from components.certificates import ServerCertificate, StackCertificateAuthority
+from components.config import LoadBalancerTlsConfig, StackConfig
 from components.docker.app import App, AppArgs
-from components.docker.common import PostgresCluster
+from components.docker.common import PostgresCluster, database_ca_upload
 from components.docker.database import Database, DatabaseArgs
 from components.docker.etcd import Etcd, EtcdArgs
 from components.docker.load_balancer import LoadBalancer, LoadBalancerArgs
@@ -35,8 +37,37 @@ def published_host(host: str | None) -> str:
     return urlsplit(host).hostname or "localhost"
 
 
+def edge_certificate(
+    tls: LoadBalancerTlsConfig, address: str, ca: StackCertificateAuthority, parent: pulumi.Resource
+) -> ServerCertificate | None:
+    """What HAProxy serves HTTPS with: the configured certificate (secret config), else one
+    from the stack CA for the address the stack is reached at (dev)."""
+    if not tls.enabled:
+        return None
+    if tls.certificate is not None and tls.key is not None:
+        return ServerCertificate(
+            certificate_pem=pulumi.Output.secret(tls.certificate.get_secret_value()),
+            private_key_pem=pulumi.Output.secret(tls.key.get_secret_value()),
+        )
+    dns_names = list(dict.fromkeys([address, "localhost"])) if not _is_ip(address) else ["localhost"]
+    ip_addresses = list(dict.fromkeys(["127.0.0.1", *([address] if _is_ip(address) else [])]))
+    return ca.issue("lb-server", dns_names=dns_names, ip_addresses=ip_addresses, parent=parent)
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
 def self_hosted_database(
-    config: StackConfig, network: Network, secrets: StackSecrets, engine: pulumi.ResourceOptions | None
+    config: StackConfig,
+    network: Network,
+    secrets: StackSecrets,
+    ca: StackCertificateAuthority,
+    engine: pulumi.ResourceOptions | None,
 ) -> PostgresCluster:
     """PostgreSQL as `database.failover` asks: a primary and streaming replicas promoted by
     hand, or Patroni members over a three-member etcd cluster that fail over by themselves."""
@@ -51,6 +82,7 @@ def self_hosted_database(
                 replication_password=secrets.db_replication_password,
                 app_password=secrets.db_app_password,
                 protect=config.protect,
+                certificate_authority=ca,
             ),
             engine,
         )
@@ -67,6 +99,7 @@ def self_hosted_database(
             app_password=secrets.db_app_password,
             protect=config.protect,
             depends_on=[etcd],
+            certificate_authority=ca,
         ),
         engine,
     )
@@ -75,10 +108,12 @@ def self_hosted_database(
 def build_docker_stack(config: StackConfig) -> dict[str, Any]:
     """Declare the whole Docker stack and return its stack outputs."""
     engine = engine_options(config.docker.host)
+    address = published_host(config.docker.host)
     secrets = StackSecrets("secrets", StackSecretsArgs(app_secret_names=config.app.generated_secrets))
+    ca = StackCertificateAuthority("ca")
     network = Network("network", NetworkArgs(subnet=config.docker.subnet), engine)
     storage = Storage("storage", StorageArgs(config=config.storage, protect=config.protect), engine)
-    database = self_hosted_database(config, network, secrets, engine)
+    database = self_hosted_database(config, network, secrets, ca, engine)
     app = App(
         "app",
         AppArgs(
@@ -90,6 +125,7 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
             secrets=secrets.app_secrets,
             # Readiness needs the database, and `wait` needs readiness.
             depends_on=[database],
+            files=[database_ca_upload(ca.certificate_pem)],
         ),
         engine,
     )
@@ -102,12 +138,15 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
             backend_port=app.port,
             health_path=config.health_check_path,
             depends_on=[app],
+            certificate=edge_certificate(config.load_balancer.tls, address, ca, ca),
         ),
         engine,
     )
-    address = published_host(config.docker.host)
     return {
-        "url": f"http://{address}:{load_balancer.port}",
+        "url": f"https://{address}:{load_balancer.tls_port}" if load_balancer.tls_port else f"http://{address}:{load_balancer.port}",
+        # What the database's (and, without a configured certificate, HAProxy's)
+        # certificate is signed by: trust it to verify them. Public.
+        "caCertificate": ca.certificate_pem,
         # `stats uri` in the rendered haproxy.cfg; /metrics on the same port is Prometheus.
         "statsUrl": f"http://{address}:{load_balancer.stats_port}/stats",
         "appReplicas": app.container_names,

@@ -13,6 +13,10 @@ How the HA targets are met:
   server closes without answering, or answers 503 (draining), is retried up to 3 times,
   each time on another server (`option redispatch 1`). Replays are safe because the
   reference app makes POSTs idempotent with idempotency keys.
+
+HTTPS (`HaproxySettings.tls`): the web frontend also binds a TLS port (TLS 1.2 minimum,
+ALPN h2 and http/1.1), answers plain HTTP with a redirect to it, and sends HSTS on every
+HTTPS response (docs/docker.md "HTTPS").
 """
 
 from __future__ import annotations
@@ -42,6 +46,33 @@ class Backend:
     port: int
 
 
+# Mozilla's "intermediate" TLS 1.2 ciphers (forward secret AEAD only), without the DHE
+# suites, which would need a dhparam file (https://ssl-config.mozilla.org/#server=haproxy).
+TLS12_CIPHERS = ":".join([
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+])
+TLS_MIN_VERSION = "TLSv1.2"
+ALPN = "h2,http/1.1"
+# Keeps the method and body of a redirected request (301 would let clients turn a POST into a GET).
+REDIRECT_STATUS = 308
+
+
+@dataclass(frozen=True)
+class TlsTermination:
+    """HTTPS on the web frontend."""
+
+    # Where HAProxy binds TLS (inside the container on Docker).
+    port: int
+    # One PEM file with the certificate (and chain) followed by its private key (`crt`).
+    certificate_file: str
+    # The HTTPS port clients reach: plain HTTP is redirected there. It differs from
+    # `port` when the engine publishes the container port on another host port.
+    public_port: int
+    hsts_max_age_s: int
+
+
 @dataclass(frozen=True)
 class HaproxySettings:
     frontend_port: int
@@ -58,6 +89,8 @@ class HaproxySettings:
     bind_address: str = "*"
     # Path of an admin-level stats socket, for the drills and tests to read server state.
     stats_socket: str | None = None
+    # None: plain HTTP only.
+    tls: TlsTermination | None = None
 
     def __post_init__(self) -> None:
         if not self.backends:
@@ -96,6 +129,11 @@ def _global(settings: HaproxySettings) -> str:
     ]
     if settings.stats_socket:
         lines.append(f"    stats socket {settings.stats_socket} mode 600 level admin")
+    if settings.tls:
+        lines += [
+            f"    ssl-default-bind-ciphers {TLS12_CIPHERS}",
+            f"    ssl-default-bind-options ssl-min-ver {TLS_MIN_VERSION} no-tls-tickets",
+        ]
     return _section(lines)
 
 
@@ -147,10 +185,30 @@ def _web_frontend(settings: HaproxySettings) -> str:
     return _section([
         f"frontend {WEB_FRONTEND}",
         f"    bind {settings.bind_address}:{settings.frontend_port}",
+        *(_https_lines(settings.bind_address, settings.tls) if settings.tls else []),
         "    option httplog",
         "    option dontlognull",
         f"    default_backend {APP_BACKEND}",
     ])
+
+
+def _https_lines(bind_address: str, tls: TlsTermination) -> list[str]:
+    """The TLS bind, the redirect of plain HTTP to it, and the headers HTTPS adds."""
+    # `redirect scheme https` keeps the port of the Host header, which is the plain HTTP
+    # port, so the client would speak TLS to it. Instead: the host without its port
+    # (an IPv6 literal keeps its brackets) plus the published HTTPS port.
+    port_suffix = "" if tls.public_port == 443 else f":{tls.public_port}"
+    return [
+        f"    bind {bind_address}:{tls.port} ssl crt {tls.certificate_file} alpn {ALPN} ssl-min-ver {TLS_MIN_VERSION}",
+        # HTTP/1.0 may omit Host; there is nothing to redirect to then.
+        "    http-request deny deny_status 400 if !{ ssl_fc } !{ req.hdr(host) -m found }",
+        "    http-request set-var(txn.host_only) req.hdr(host),regsub(:[0-9]+$,) unless { ssl_fc }",
+        f"    http-request redirect location https://%[var(txn.host_only)]{port_suffix}%[pathq] code {REDIRECT_STATUS} unless {{ ssl_fc }}",
+        # Only HTTPS requests get this far; any client-sent value is replaced.
+        "    http-request set-header X-Forwarded-Proto https",
+        # http-after-response: HAProxy's own answers (503 with no server up) carry it too.
+        f'    http-after-response set-header Strict-Transport-Security "max-age={tls.hsts_max_age_s}" if {{ ssl_fc }}',
+    ]
 
 
 def _app_backend(settings: HaproxySettings) -> str:

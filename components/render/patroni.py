@@ -21,6 +21,7 @@ import yaml
 
 from components.render.postgres import (
     APP_DB_PASSWORD_ENV,
+    CLIENT_SSLMODE,
     REPLICATION_ROLE,
     SUPERUSER,
     PrimarySettings,
@@ -93,6 +94,7 @@ def render_patroni_yml(s: PatroniSettings) -> str:
     }
     if s.post_bootstrap_path:
         bootstrap["post_bootstrap"] = s.post_bootstrap_path
+    verified_tls = {"sslmode": CLIENT_SSLMODE, "sslrootcert": s.database.tls.ca_file}
     postgresql: dict = {
         "listen": s.postgres_listen,
         "connect_address": s.postgres_connect_address,
@@ -102,9 +104,12 @@ def render_patroni_yml(s: PatroniSettings) -> str:
         # A new replica's base backup starts at once instead of after a spread checkpoint.
         "basebackup": [{"checkpoint": "fast"}],
         "pg_hba": [line for line in render_pg_hba(s.database).splitlines() if line and not line.startswith("#")],
+        # Patroni's connections to other members (a new replica's base backup, streaming,
+        # pg_rewind) are TLS verified against the stack CA; over the local socket libpq
+        # ignores these settings.
         "authentication": {
-            "superuser": {"username": SUPERUSER},
-            "replication": {"username": REPLICATION_ROLE},
+            "superuser": {"username": SUPERUSER, **verified_tls},
+            "replication": {"username": REPLICATION_ROLE, **verified_tls},
         },
         "parameters": {"unix_socket_directories": s.unix_socket_dir},
     }

@@ -6,7 +6,7 @@ them from environment variables the container is given as secrets.
 
 - `primary_server_parameters` / `primary_server_flags`: settings of every node, as a
   dict or as argv appended to `postgres`
-- `render_pg_hba`: pg_hba.conf, used through `-c hba_file=...`
+- `render_pg_hba`: pg_hba.conf (TLS-only `hostssl` lines), used through `-c hba_file=...`
 - `primary_init_script`: bash, run once at initdb time by the image's entrypoint
 - `replica_bootstrap_script`: sh, the replica container's command
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 REPLICATION_ROLE = "replicator"
 SUPERUSER = "postgres"
@@ -58,6 +58,26 @@ def _check_identifier(value: str, what: str) -> None:
         raise ValueError(f"{what} must match [a-z_][a-z0-9_]{{0,62}}, got {value!r}")
 
 
+# libpq settings of every client connection a node makes to another node (pg_basebackup,
+# streaming, Patroni's replication and rewind): encrypted, and the certificate must be
+# the stack CA's and name the host connected to
+# (https://www.postgresql.org/docs/15/libpq-ssl.html#LIBPQ-SSL-PROTECTION).
+CLIENT_SSLMODE = "verify-full"
+TLS_MIN_VERSION = "TLSv1.2"
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """A node's TLS files; every node serves the same certificate, whose SANs name them all."""
+
+    certificate_file: str
+    # PostgreSQL refuses to start unless this is mode 0600 owned by its user, or 0640
+    # owned by root (https://www.postgresql.org/docs/15/ssl-tcp.html#SSL-SETUP).
+    key_file: str
+    # The CA that signed it: what a node verifies another node's certificate with.
+    ca_file: str
+
+
 @dataclass(frozen=True)
 class PrimarySettings:
     replica_slots: tuple[str, ...]
@@ -69,6 +89,7 @@ class PrimarySettings:
     app_user: str
     port: int = 5432
     listen_addresses: str = "*"
+    tls: ServerTls = field(kw_only=True)
 
     def __post_init__(self) -> None:
         for slot in self.replica_slots:
@@ -104,6 +125,10 @@ def primary_server_parameters(s: PrimarySettings) -> dict[str, str]:
         # Lets pg_rewind turn a failed old primary into a replica of the new one.
         "wal_log_hints": "on",
         "password_encryption": "scram-sha-256",
+        "ssl": "on",
+        "ssl_cert_file": s.tls.certificate_file,
+        "ssl_key_file": s.tls.key_file,
+        "ssl_min_protocol_version": TLS_MIN_VERSION,
     }
 
 
@@ -116,15 +141,18 @@ def primary_server_flags(s: PrimarySettings) -> list[str]:
 
 
 def render_pg_hba(s: PrimarySettings) -> str:
-    """pg_hba.conf for every node (primary and replicas), read by postgres via hba_file."""
+    """pg_hba.conf for every node (primary and replicas), read by postgres via hba_file.
+
+    Over TCP only `hostssl` lines: a connection without TLS matches no line and is refused,
+    replication included."""
     cidr = s.replication_cidr
     return (
         "# Rendered by hastack. First matching line wins.\n"
         "# TYPE  DATABASE     USER        ADDRESS  METHOD\n"
         # The image's entrypoint and init scripts, and `docker exec ... psql`.
         f"local   all          {SUPERUSER}              peer\n"
-        f"host    replication  {REPLICATION_ROLE}  {cidr}  scram-sha-256\n"
-        f"host    all          all         {cidr}  scram-sha-256\n"
+        f"hostssl replication  {REPLICATION_ROLE}  {cidr}  scram-sha-256\n"
+        f"hostssl all          all         {cidr}  scram-sha-256\n"
     )
 
 
@@ -174,6 +202,8 @@ class ReplicaSettings:
     # How many times (about one a second) a first bootstrap checks whether the primary
     # accepts connections before giving up; the container's restart policy retries.
     primary_wait_attempts: int = 120
+    # The stack CA: the primary's certificate is verified against it (CLIENT_SSLMODE).
+    ca_file: str = field(kw_only=True)
 
     def __post_init__(self) -> None:
         _check_identifier(self.slot_name, "slot name")
@@ -203,6 +233,9 @@ def replica_bootstrap_script(s: ReplicaSettings) -> str:
 # The replication password comes from ${REPLICATION_PASSWORD_ENV}, never from this text.
 set -eu
 data_dir={q(s.data_dir)}
+# Every connection to the primary is TLS, verified against the stack CA; pg_basebackup -R
+# keeps both settings in primary_conninfo, so streaming is verified the same way.
+export PGSSLMODE={CLIENT_SSLMODE} PGSSLROOTCERT={q(s.ca_file)}
 
 if [ "$(id -u)" = 0 ]; then
     echo "hastack-replica: run this as the postgres user; postgres refuses to run as root" >&2

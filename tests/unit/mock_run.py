@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 
 from plan.engine import PROJECT_DIR, ProgramRun, RecordedResource, run_under_mocks
+from plan.fakes import FAKE_SECRET_PREFIX
 
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
@@ -15,6 +16,16 @@ BUILT_IMAGE = "docker:index/image:Image"
 
 # Every stack file the product ships; checks that must hold for all of them glob this.
 SHIPPED_STACK_FILES = sorted(PROJECT_DIR.glob("Pulumi.*.yaml"))
+
+
+# A certificate and key as a user sets them (`pulumi config set --secret --path ...`): the
+# key carries the fake-secret prefix, so the leak scan finds it wherever it escapes.
+CONFIGURED_TLS = {
+    "certificate": "-----BEGIN CERTIFICATE-----\nY29uZmlndXJlZA==\n-----END CERTIFICATE-----\n",
+    "key": f"-----BEGIN PRIVATE KEY-----\n{FAKE_SECRET_PREFIX}configured-tls-key\n-----END PRIVATE KEY-----\n",
+}
+# The raw key that then holds a secret: Pulumi marks the whole top-level key.
+CONFIGURED_TLS_SECRET_KEYS = ["hastack:loadBalancer"]
 
 
 def run_components(build: Callable[[], None], stack: str = "dev") -> ProgramRun:

@@ -16,7 +16,9 @@ def test_defaults_are_a_highly_available_docker_stack():
 
 
 def test_protect_defaults_on_for_prod_only_and_can_be_overridden():
-    assert load_stack_config({}, "prod").protect is True
+    # A Docker prod stack needs a certificate of its own; without TLS the config alone is valid.
+    plain_http = {"hastack:loadBalancer": json.dumps({"tls": {"enabled": False}})}
+    assert load_stack_config(plain_http, "prod").protect is True
     assert load_stack_config({}, "dev").protect is False
     assert load_stack_config({"hastack:protect": "true"}, "dev").protect is True
 

@@ -24,7 +24,18 @@ from plan.engine import (
     stack_file_config,
 )
 from plan.fakes import FAKE_SECRET_PREFIX, fake_image_id
-from tests.unit.mock_run import BUILT_IMAGE, CONTAINER, REMOTE_IMAGE, VOLUME, app_replicas, containers, env_of, upload
+from tests.unit.mock_run import (
+    BUILT_IMAGE,
+    CONFIGURED_TLS,
+    CONFIGURED_TLS_SECRET_KEYS,
+    CONTAINER,
+    REMOTE_IMAGE,
+    VOLUME,
+    app_replicas,
+    containers,
+    env_of,
+    upload,
+)
 
 DEV_STACK = PROJECT_DIR / "Pulumi.dev.yaml"
 
@@ -34,11 +45,17 @@ def dev() -> ProgramRun:
     return run_stack_file(DEV_STACK)
 
 
-def run_dev_with(stack: str = "dev", **overrides: dict) -> ProgramRun:
-    """The dev stack with some `hastack:<key>` objects replaced."""
+def run_dev_with(stack: str = "dev", secret_keys: list[str] | None = None, **overrides: dict) -> ProgramRun:
+    """The dev stack with some `hastack:<key>` objects replaced (`secret_keys`: set with --secret)."""
     raw = stack_file_config(DEV_STACK)
     raw.update({f"hastack:{key}": json.dumps(value) for key, value in overrides.items()})
-    return run_program(raw, stack)
+    return run_program(raw, stack, secret_keys=secret_keys)
+
+
+def dev_load_balancer_with_certificate() -> dict:
+    """The dev stack's loadBalancer with a certificate of its own, as a prod stack needs."""
+    load_balancer = json.loads(stack_file_config(DEV_STACK)["hastack:loadBalancer"])
+    return {**load_balancer, "tls": {**load_balancer.get("tls", {}), **CONFIGURED_TLS}}
 
 
 def haproxy_servers(run: ProgramRun) -> list[str]:
@@ -81,7 +98,8 @@ def test_dev_haproxy_actively_checks_both_replicas(dev):
 
 def test_dev_publishes_only_the_load_balancer_on_the_host(dev):
     published = {c.name: c.inputs["ports"] for c in dev.of_type(CONTAINER) if c.inputs.get("ports")}
-    assert published == {"lb-haproxy": [{"internal": 8080, "external": 8080}, {"internal": 8404, "external": 8404}]}
+    assert published == {"lb-haproxy": [{"internal": 8080, "external": 8080}, {"internal": 8404, "external": 8404},
+                                        {"internal": 8443, "external": 8443}]}
 
 
 def test_dev_builds_the_reference_app_from_the_app_dir_and_probes_readyz(dev):
@@ -104,16 +122,20 @@ def test_dev_stack_outputs(dev):
         "databaseUrl",
         "databaseReadUrl",
         "storageVolume",
+        "caCertificate",
     }
-    assert outputs["url"] == "http://localhost:8080"
+    assert outputs["url"] == "https://localhost:8443"
+    assert outputs["caCertificate"].startswith("-----BEGIN CERTIFICATE-----")
+    assert not is_secret(dev.wire_outputs["caCertificate"])
     assert outputs["statsUrl"] == "http://localhost:8404/stats"
     assert outputs["appReplicas"] == ["app-0", "app-1"]
     assert outputs["dbWriterEndpoint"] == "db-primary:5432"
     assert outputs["dbReaderEndpoints"] == ["db-replica-0:5432"]
     assert outputs["databaseUrl"] == (
         "postgresql://app:fake-secret-secrets-db-app@db-primary:5432,db-replica-0:5432/app?target_session_attrs=read-write"
+        "&sslmode=verify-full&sslrootcert=/etc/hastack/database-ca.crt"
     )
-    assert outputs["databaseReadUrl"].endswith("?target_session_attrs=prefer-standby")
+    assert outputs["databaseReadUrl"].endswith("?target_session_attrs=prefer-standby&sslmode=verify-full&sslrootcert=/etc/hastack/database-ca.crt")
     assert outputs["storageVolume"] == "storage-shared"
 
 
@@ -161,7 +183,7 @@ def test_a_user_image_is_pulled_instead_of_built():
 
 
 def test_a_stack_named_prod_protects_and_retains_every_data_volume():
-    run = run_program(stack_file_config(DEV_STACK), "prod")
+    run = run_dev_with("prod", CONFIGURED_TLS_SECRET_KEYS, loadBalancer=dev_load_balancer_with_certificate())
     volumes = run.of_type(VOLUME)
     assert sorted(v.name for v in volumes) == ["db-primary-data", "db-replica-0-data", "storage-shared"]
     assert all(v.protect and v.retain_on_delete for v in volumes)
@@ -175,15 +197,17 @@ def test_a_remote_engine_gets_an_explicit_provider_used_by_every_docker_resource
     assert provider.inputs["host"] == "ssh://deploy@docker.example.com"
     docker_resources = [r for r in run.resources if r.custom and r.type.startswith("docker:")]
     assert docker_resources and all(r.provider.startswith(provider.urn) for r in docker_resources)
-    assert run.outputs["url"] == "http://docker.example.com:8080"
+    assert run.outputs["url"] == "https://docker.example.com:8443"
 
 
 # ---------------------------------------------------------------- failover: patroni
 
 
 def run_patroni(replicas: int = 1, stack: str = "dev", **database: object) -> ProgramRun:
-    """The dev stack with `database.failover: patroni`."""
-    return run_dev_with(stack, database={"mode": "self-hosted", "version": "16", "replicas": replicas, "failover": "patroni", **database})
+    """The dev stack with `database.failover: patroni` (and a certificate of its own when named prod)."""
+    edge = {"loadBalancer": dev_load_balancer_with_certificate()} if stack == "prod" else {}
+    return run_dev_with(stack, CONFIGURED_TLS_SECRET_KEYS, database={"mode": "self-hosted", "version": "16", "replicas": replicas,
+                                                                     "failover": "patroni", **database}, **edge)
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +277,7 @@ def yaml_keys(value: object) -> set[str]:
 
 def test_patroni_uploads_hold_no_password(patroni_dev):
     uploaded = [u["content"] for m in containers(patroni_dev, "db-") for u in m.inputs["uploads"]]
-    assert uploaded and not any(FAKE_SECRET_PREFIX in text for text in uploaded)
+    assert uploaded and not any(f"{FAKE_SECRET_PREFIX}secrets-" in text for text in uploaded)
     # Patroni takes the passwords from PATRONI_*_PASSWORD, so the file has no such key.
     for member in containers(patroni_dev, "db-"):
         assert "password" not in yaml_keys(patroni_yml(member))
@@ -262,8 +286,9 @@ def test_patroni_uploads_hold_no_password(patroni_dev):
 def test_patroni_urls_list_every_member_and_are_secret():
     run = run_patroni(replicas=2)
     hosts = "db-0:5432,db-1:5432,db-2:5432"
-    assert run.outputs["databaseUrl"] == f"postgresql://app:fake-secret-secrets-db-app@{hosts}/app?target_session_attrs=read-write"
-    assert run.outputs["databaseReadUrl"].endswith(f"@{hosts}/app?target_session_attrs=prefer-standby")
+    tls = "sslmode=verify-full&sslrootcert=/etc/hastack/database-ca.crt"
+    assert run.outputs["databaseUrl"] == f"postgresql://app:fake-secret-secrets-db-app@{hosts}/app?target_session_attrs=read-write&{tls}"
+    assert run.outputs["databaseReadUrl"].endswith(f"@{hosts}/app?target_session_attrs=prefer-standby&{tls}")
     assert run.outputs["dbWriterEndpoint"] == hosts
     assert run.outputs["dbReaderEndpoints"] == hosts.split(",")
     for key in ("databaseUrl", "databaseReadUrl"):

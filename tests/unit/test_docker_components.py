@@ -7,6 +7,7 @@ import pytest
 
 import yaml
 
+from components.certificates import ServerCertificate, StackCertificateAuthority
 from components.config import ETCD_IMAGE, HAPROXY_IMAGE, AppConfig, DatabaseConfig, LoadBalancerConfig, NfsConfig, StorageConfig
 from components.docker import patroni
 from components.docker.app import App, AppArgs
@@ -31,6 +32,8 @@ from tests.unit.mock_run import (
 )
 
 SUBNET = "172.28.0.0/16"
+# What every app connection string asks of libpq: TLS, verified against the stack CA.
+VERIFIED_TLS = "sslmode=verify-full&sslrootcert=/etc/hastack/database-ca.crt"
 
 
 # ---------------------------------------------------------------- secrets
@@ -118,6 +121,7 @@ def declare_database(version: str = "16", replicas: int = 1, protect: bool = Fal
             replication_password=pulumi.Output.secret("repl-pw"),
             app_password=pulumi.Output.secret("app-pw"),
             protect=protect,
+            certificate_authority=StackCertificateAuthority("ca"),
         ),
     )
 
@@ -141,7 +145,7 @@ def test_database_primary_runs_the_pinned_image_with_replication_settings():
     assert int(flags["max_wal_senders"]) >= 2
     assert flags["hba_file"] == HBA_FILE
     hba = upload(primary, HBA_FILE)
-    assert f"host    replication  replicator  {SUBNET}  scram-sha-256" in hba
+    assert f"hostssl replication  replicator  {SUBNET}  scram-sha-256" in hba
     init_script = upload(primary, "/docker-entrypoint-initdb.d/")
     assert "pg_create_physical_replication_slot('replica_0')" in init_script
     assert "pg_create_physical_replication_slot('replica_1')" in init_script
@@ -222,6 +226,7 @@ def test_database_connection_strings_list_every_node():
             replication_password="r",
             app_password=pulumi.Output.secret("pw"),
             protect=False,
+            certificate_authority=StackCertificateAuthority("ca"),
         ),
     )
     assert database.writer_endpoint == "db-primary:5432"
@@ -230,8 +235,8 @@ def test_database_connection_strings_list_every_node():
     def check(urls):
         hosts = "db-primary:5432,db-replica-0:5432,db-replica-1:5432"
         assert urls == [
-            f"postgresql://app:pw@{hosts}/app?target_session_attrs=read-write",
-            f"postgresql://app:pw@{hosts}/app?target_session_attrs=prefer-standby",
+            f"postgresql://app:pw@{hosts}/app?target_session_attrs=read-write&{VERIFIED_TLS}",
+            f"postgresql://app:pw@{hosts}/app?target_session_attrs=prefer-standby&{VERIFIED_TLS}",
         ]
 
     return pulumi.Output.all(database.writer_url, database.reader_url).apply(check)
@@ -282,6 +287,7 @@ def declare_patroni(replicas: int = 1, protect: bool = False) -> None:
             app_password=pulumi.Output.secret("app-pw"),
             protect=protect,
             depends_on=[],
+            certificate_authority=StackCertificateAuthority("ca"),
         ),
     )
 
@@ -333,14 +339,15 @@ def test_patroni_connection_strings_list_every_member():
             app_password=pulumi.Output.secret("pw"),
             protect=False,
             depends_on=[],
+            certificate_authority=StackCertificateAuthority("ca"),
         ),
     )
     assert database.reader_endpoints == ["db-0:5432", "db-1:5432"]
 
     def check(urls):
         assert urls == [
-            "postgresql://app:pw@db-0:5432,db-1:5432/app?target_session_attrs=read-write",
-            "postgresql://app:pw@db-0:5432,db-1:5432/app?target_session_attrs=prefer-standby",
+            f"postgresql://app:pw@db-0:5432,db-1:5432/app?target_session_attrs=read-write&{VERIFIED_TLS}",
+            f"postgresql://app:pw@db-0:5432,db-1:5432/app?target_session_attrs=prefer-standby&{VERIFIED_TLS}",
         ]
 
     return pulumi.Output.all(database.writer_url, database.reader_url).apply(check)
@@ -450,6 +457,10 @@ def test_app_secrets_and_database_urls_stay_secret_in_every_replica():
 # ---------------------------------------------------------------- load balancer
 
 
+EDGE_CERTIFICATE_PEM = "-----BEGIN CERTIFICATE-----\nZWRnZQ==\n-----END CERTIFICATE-----\n"
+EDGE_KEY_PEM = "-----BEGIN PRIVATE KEY-----\nedge-key-material\n-----END PRIVATE KEY-----\n"
+
+
 def declare_load_balancer(aliases: list[str], config: LoadBalancerConfig | None = None) -> None:
     LoadBalancer(
         "lb",
@@ -459,6 +470,7 @@ def declare_load_balancer(aliases: list[str], config: LoadBalancerConfig | None 
             backend_aliases=aliases,
             backend_port=8000,
             health_path="/readyz",
+            certificate=ServerCertificate(pulumi.Output.from_input(EDGE_CERTIFICATE_PEM), pulumi.Output.secret(EDGE_KEY_PEM)),
         ),
     )
 
@@ -489,7 +501,7 @@ def test_load_balancer_publishes_the_configured_ports_and_replaces_delete_first(
     assert haproxy.inputs["image"] == fake_image_id(HAPROXY_IMAGE)
     cfg = upload(haproxy, CONFIG_FILE)
     # HAProxy binds unprivileged ports inside; the configured ports are the host side.
-    assert "bind *:8080" in cfg and "bind *:8404" in cfg
-    assert sorted((p["internal"], p["external"]) for p in haproxy.inputs["ports"]) == [(8080, 80), (8404, 9000)]
+    assert "bind *:8080" in cfg and "bind *:8404" in cfg and "bind *:8443 ssl" in cfg
+    assert sorted((p["internal"], p["external"]) for p in haproxy.inputs["ports"]) == [(8080, 80), (8404, 9000), (8443, 8443)]
     assert haproxy.delete_before_replace
     assert haproxy.inputs["restart"] == "unless-stopped"

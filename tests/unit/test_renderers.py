@@ -18,6 +18,7 @@ from components.render.patroni import PatroniSettings, patroni_post_bootstrap_sc
 from components.render.postgres import (
     PrimarySettings,
     ReplicaSettings,
+    ServerTls,
     primary_init_script,
     primary_server_flags,
     render_pg_hba,
@@ -33,15 +34,18 @@ def lb_settings(replicas: int = 2, **overrides) -> HaproxySettings:
     return HaproxySettings(**{**fields, **overrides})
 
 
+SERVER_TLS = ServerTls(certificate_file="/tls/server.crt", key_file="/tls/server.key", ca_file="/tls/ca.crt")
+
+
 def primary_settings(**overrides) -> PrimarySettings:
     fields = dict(replica_slots=("replica_0", "replica_1"), max_slot_wal_keep_size_mb=4096,
-                  replication_cidr="172.28.0.0/16", app_db="shop", app_user="shop_app")
+                  replication_cidr="172.28.0.0/16", app_db="shop", app_user="shop_app", tls=SERVER_TLS)
     return PrimarySettings(**{**fields, **overrides})
 
 
 def replica_settings(**overrides) -> ReplicaSettings:
     fields = dict(primary_host="db-primary", primary_port=5432, slot_name="replica_1",
-                  data_dir="/var/lib/postgresql/data")
+                  data_dir="/var/lib/postgresql/data", ca_file=SERVER_TLS.ca_file)
     return ReplicaSettings(**{**fields, **overrides})
 
 
@@ -89,9 +93,28 @@ def test_slot_wal_must_be_bounded(unbounded: int) -> None:
 
 def test_pg_hba_admits_replication_from_the_private_network_only() -> None:
     hba = normalized(render_pg_hba(primary_settings()))
-    assert "host replication replicator 172.28.0.0/16 scram-sha-256" in hba
-    assert "host all all 172.28.0.0/16 scram-sha-256" in hba
+    assert "hostssl replication replicator 172.28.0.0/16 scram-sha-256" in hba
+    assert "hostssl all all 172.28.0.0/16 scram-sha-256" in hba
     assert "trust" not in hba and "0.0.0.0/0" not in hba
+
+
+def test_pg_hba_admits_tcp_over_tls_only() -> None:
+    rules = [line.split() for line in render_pg_hba(primary_settings()).splitlines() if line and not line.startswith("#")]
+    assert {rule[0] for rule in rules} == {"local", "hostssl"}
+
+
+def test_every_node_serves_tls_1_2_or_later_with_the_stack_certificate() -> None:
+    flags = flag_values(primary_server_flags(primary_settings()))
+    assert flags["ssl"] == "on"
+    assert (flags["ssl_cert_file"], flags["ssl_key_file"]) == ("/tls/server.crt", "/tls/server.key")
+    assert flags["ssl_min_protocol_version"] == "TLSv1.2"
+
+
+def test_replica_verifies_the_primary_certificate_on_every_connection() -> None:
+    script = replica_bootstrap_script(replica_settings())
+    export = script.index("export PGSSLMODE=verify-full PGSSLROOTCERT=/tls/ca.crt")
+    # Before the first connection to the primary (pg_isready), so nothing goes out unverified.
+    assert export < script.index("pg_isready")
 
 
 def test_init_script_creates_roles_slots_and_app_db() -> None:
@@ -197,9 +220,11 @@ def test_patroni_yml_reuses_the_manual_mode_settings_without_passwords() -> None
     parameters = document["bootstrap"]["dcs"]["postgresql"]["parameters"]
     assert parameters["max_slot_wal_keep_size"] == "4096MB"
     assert "listen_addresses" not in parameters and "port" not in parameters  # from postgresql.listen
-    assert "host replication replicator 172.28.0.0/16 scram-sha-256" in map(normalized, document["postgresql"]["pg_hba"])
-    assert document["postgresql"]["authentication"] == {"superuser": {"username": "postgres"},
-                                                        "replication": {"username": "replicator"}}
+    assert "hostssl replication replicator 172.28.0.0/16 scram-sha-256" in map(normalized, document["postgresql"]["pg_hba"])
+    assert parameters["ssl"] == "on" and parameters["ssl_key_file"] == "/tls/server.key"
+    verified = {"sslmode": "verify-full", "sslrootcert": "/tls/ca.crt"}
+    assert document["postgresql"]["authentication"] == {"superuser": {"username": "postgres", **verified},
+                                                        "replication": {"username": "replicator", **verified}}
     assert not LITERAL_PASSWORD.search(text)
 
 

@@ -1,8 +1,9 @@
 """No generated secret reaches a resource input or a stack output in plaintext.
 
-Every pulumi-random password resolves under the fakes to `fake-secret-<name>`, so any
-occurrence of that prefix outside a Pulumi secret wrapper is a leak: into a container
-env, an uploaded file, a label, a URL, an exported output.
+Every pulumi-random password resolves under the fakes to `fake-secret-<name>`, and every
+pulumi-tls private key to one fake key, so any occurrence of that prefix or of the key's
+text outside a Pulumi secret wrapper is a leak: into a container env, an uploaded file, a
+label, a URL, an exported output.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 import pytest
 
 from plan.engine import PROJECT_DIR, SECRET_SIG, SECRET_SIG_KEY, ProgramRun, is_secret, run_program, run_stack_file, stack_file_config
-from plan.fakes import FAKE_SECRET_PREFIX
-from tests.unit.mock_run import SHIPPED_STACK_FILES
+from plan.fakes import FAKE_SECRET_PREFIX, fake_tls_key_marker
+from tests.unit.mock_run import CONFIGURED_TLS, CONFIGURED_TLS_SECRET_KEYS, SHIPPED_STACK_FILES
 
 
 def patroni_dev() -> ProgramRun:
@@ -25,10 +26,19 @@ def patroni_dev() -> ProgramRun:
     return run_program(raw, "dev")
 
 
+def dev_with_configured_certificate() -> ProgramRun:
+    """The dev stack serving a certificate and key from (secret) stack config."""
+    raw = stack_file_config(PROJECT_DIR / "Pulumi.dev.yaml")
+    load_balancer = json.loads(raw["hastack:loadBalancer"])
+    raw["hastack:loadBalancer"] = json.dumps({**load_balancer, "tls": {**load_balancer["tls"], **CONFIGURED_TLS}})
+    return run_program(raw, "dev", secret_keys=CONFIGURED_TLS_SECRET_KEYS)
+
+
 # Every shipped stack file, plus the variations whose resources no shipped file declares.
 SCANNED_RUNS: dict[str, Callable[[], ProgramRun]] = {
     **{path.name: (lambda path=path: run_stack_file(path)) for path in SHIPPED_STACK_FILES},
     "Pulumi.dev.yaml with failover patroni": patroni_dev,
+    "Pulumi.dev.yaml with a configured certificate": dev_with_configured_certificate,
 }
 
 
@@ -47,7 +57,7 @@ def find_secret_values(value: Any, path: str = "", inside_secret: bool = False) 
             more_leaks, more_wrapped = find_secret_values(item, f"{path}[{index}]", inside_secret)
             leaks += more_leaks
             wrapped |= more_wrapped
-    elif isinstance(value, str) and FAKE_SECRET_PREFIX in value:
+    elif isinstance(value, str) and (FAKE_SECRET_PREFIX in value or fake_tls_key_marker() in value):
         if inside_secret:
             wrapped.add(value)
         else:
@@ -85,3 +95,5 @@ def test_no_generated_secret_is_plaintext_in_any_input_or_output(program_run):
     assert leaks == []
     # The secrets do flow into inputs and outputs (wrapped), so the scan had something to find.
     assert wrapped, "no generated secret reached any input or output"
+    if run.of_type("tls:index/privateKey:PrivateKey"):
+        assert any(fake_tls_key_marker() in value for value in wrapped), "no private key was scanned"
