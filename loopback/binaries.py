@@ -28,5 +28,6 @@ def find(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if found:
         return found
-    package = {"haproxy": "haproxy", "patroni": "patroni", "patronictl": "patroni", "etcd": "etcd-server"}.get(name, "postgresql-15")
+    package = {"haproxy": "haproxy", "patroni": "patroni", "patronictl": "patroni", "etcd": "etcd-server",
+               "openssl": "openssl"}.get(name, "postgresql-15")
     raise MissingBinary(f"{name} is not installed; run: apt-get install -y {package}")

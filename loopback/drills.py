@@ -72,7 +72,7 @@ class Figure:
 
 def steady_load(stack: LoopbackStack) -> MixedLoad:
     return MixedLoad(stack.url, max_requests=LOAD_MAX_REQUESTS, max_seconds=LOAD_MAX_SECONDS,
-                     rate_per_s=LOAD_RATE_PER_S)
+                     rate_per_s=LOAD_RATE_PER_S, ca_file=str(stack.ca_file))
 
 
 def failed_request_figures(drill: str, report: LoadReport, **window: float) -> list[Figure]:

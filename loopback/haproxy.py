@@ -16,8 +16,8 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from components.config import HealthCheckConfig
-from components.render.haproxy import APP_BACKEND, Backend, HaproxySettings, render_haproxy_cfg
+from components.config import HealthCheckConfig, LoadBalancerTlsConfig
+from components.render.haproxy import APP_BACKEND, Backend, HaproxySettings, TlsTermination, render_haproxy_cfg
 
 from .binaries import find
 from .ports import free_port, wait_for_port, wait_until
@@ -29,10 +29,16 @@ DOWN = "DOWN"
 
 
 def loopback_settings(backend_ports: Mapping[str, int], health_path: str,
-                      health: HealthCheckConfig | None = None) -> HaproxySettings:
+                      health: HealthCheckConfig | None = None, tls_bundle: Path | None = None) -> HaproxySettings:
     """Settings for an LB on 127.0.0.1 in front of `{server name: port}`, with the
-    health-check timing the Docker stack gets from the same config (its defaults if None)."""
+    health-check timing the Docker stack gets from the same config (its defaults if None),
+    and HTTPS with the certificate + key PEM `tls_bundle` when given."""
     health = health or HealthCheckConfig()
+    tls = None
+    if tls_bundle:
+        tls_port = free_port()
+        tls = TlsTermination(port=tls_port, certificate_file=str(tls_bundle), public_port=tls_port,
+                             hsts_max_age_s=LoadBalancerTlsConfig().hsts_max_age_seconds)
     return HaproxySettings(
         frontend_port=free_port(),
         stats_port=free_port(),
@@ -43,6 +49,7 @@ def loopback_settings(backend_ports: Mapping[str, int], health_path: str,
         rise=health.rise,
         timeout_check_ms=health.timeout_ms,
         bind_address="127.0.0.1",
+        tls=tls,
     )
 
 
@@ -67,6 +74,14 @@ class LoopbackHaproxy:
 
     @property
     def url(self) -> str:
+        """Where clients go: HTTPS when the settings have TLS, else plain HTTP."""
+        if self.settings.tls:
+            return f"https://127.0.0.1:{self.settings.tls.port}"
+        return self.http_url
+
+    @property
+    def http_url(self) -> str:
+        """The plain HTTP port (with TLS it only redirects)."""
         return f"http://127.0.0.1:{self.settings.frontend_port}"
 
     @property
@@ -80,6 +95,8 @@ class LoopbackHaproxy:
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for_port(self.settings.frontend_port, deadline_s)
+            if self.settings.tls:
+                wait_for_port(self.settings.tls.port, deadline_s)
             wait_until(self._admin_socket_answers, deadline_s, "haproxy admin socket")
         except TimeoutError:
             self.stop()

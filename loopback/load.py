@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import ssl
 import threading
 import time
 import uuid
@@ -103,6 +104,8 @@ class MixedLoad:
     # Requests started per second, spread evenly; `concurrency` bounds those in flight.
     rate_per_s: float = 150.0
     concurrency: int = 16
+    # The CA an https:// `base_url` is verified with (the stack's own); None: the system's.
+    ca_file: str | None = None
     results: list[RequestResult] = field(default_factory=list, init=False)
     report: LoadReport | None = field(default=None, init=False)
 
@@ -159,7 +162,9 @@ class MixedLoad:
 
     async def _run(self) -> None:
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
+        verify = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=REQUEST_TIMEOUT_S, limits=limits,
+                                     verify=verify) as client:
             slots = asyncio.Semaphore(self.concurrency)
             in_flight: set[asyncio.Task] = set()
             kinds = itertools.cycle(ROTATION)

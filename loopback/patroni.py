@@ -38,6 +38,7 @@ from components.render.patroni import (
 from components.render.postgres import APP_DB_PASSWORD_ENV, PrimarySettings, replica_slot_name
 
 from .binaries import POSTGRES_BIN_DIR, find
+from .certificates import LoopbackCertificates, issue_loopback_certificates
 from .ports import free_port, wait_until
 from .postgres import chown_to_postgres, make_owned_dir, remove_tree
 from .replication import APP_DB, APP_USER, LOOPBACK_CIDR, MAX_SLOT_WAL_KEEP_SIZE_MB, Passwords
@@ -45,7 +46,7 @@ from .replication import APP_DB, APP_USER, LOOPBACK_CIDR, MAX_SLOT_WAL_KEEP_SIZE
 # As on Docker (components/docker/etcd.py): three members, so one may be lost.
 ETCD_MEMBERS = 3
 # Binaries every function here needs; callers check them to skip or fail early.
-REQUIRED_BINARIES = ("etcd", "patroni", "patronictl", "postgres", "psql")
+REQUIRED_BINARIES = ("etcd", "patroni", "patronictl", "postgres", "psql", "openssl")
 # Bounds on waiting for the cluster, so a broken setup fails instead of hanging.
 ETCD_READY_S = 30
 CLUSTER_READY_S = 90
@@ -179,6 +180,7 @@ class PatroniCluster:
     passwords: Passwords
     etcd: EtcdCluster
     root: Path  # every node's data dir, config and log, removed on exit
+    certificates: LoopbackCertificates
 
     def node_addresses(self) -> list[tuple[str, int]]:
         """Every member's postgres as (host, port), in member order: any may lead, so
@@ -242,10 +244,11 @@ def loopback_patroni(members: int = 2) -> Iterator[PatroniCluster]:
         root = make_owned_dir("hastack-patroni-")
         stack.callback(remove_tree, root)
         passwords = Passwords.generate()
+        certificates = issue_loopback_certificates(root)
         database = PrimarySettings(replica_slots=tuple(replica_slot_name(i) for i in range(members - 1)),
                                    max_slot_wal_keep_size_mb=MAX_SLOT_WAL_KEEP_SIZE_MB,
                                    replication_cidr=LOOPBACK_CIDR, app_db=APP_DB, app_user=APP_USER,
-                                   listen_addresses="127.0.0.1")
+                                   listen_addresses="127.0.0.1", tls=certificates.server_tls())
         post_bootstrap = root / "post-bootstrap.sh"
         post_bootstrap.write_text(patroni_post_bootstrap_script(database, bin_dir=str(POSTGRES_BIN_DIR)))
         post_bootstrap.chmod(0o755)
@@ -268,7 +271,7 @@ def loopback_patroni(members: int = 2) -> Iterator[PatroniCluster]:
             config.write_text(render_patroni_yml(node.settings))
             chown_to_postgres(config)
             node.start(config, env, root / f"{node.name}.log")
-        cluster = PatroniCluster(nodes, passwords, etcd, root)
+        cluster = PatroniCluster(nodes, passwords, etcd, root, certificates)
         cluster.wait_for_leader_and_sync_standby()
         yield cluster
 

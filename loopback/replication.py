@@ -1,6 +1,6 @@
 """A PostgreSQL primary and streaming replicas on 127.0.0.1, brought up by the rendered
 server flags, pg_hba, init script and replica bootstrap script: the same text the
-Docker database component uploads.
+Docker database component uploads. Every TCP connection is TLS (loopback/certificates.py).
 
     with loopback_database(replicas=1) as db:
         replica = db.start_replica(0)        # runs the rendered bootstrap script
@@ -35,6 +35,7 @@ from components.render.postgres import (
 )
 
 from .binaries import POSTGRES_BIN_DIR
+from .certificates import LoopbackCertificates, issue_loopback_certificates
 from .ports import free_port
 from .postgres import SUPERUSER, PgCluster, as_postgres, chown_to_postgres, init_cluster, make_owned_dir, remove_tree
 
@@ -65,6 +66,7 @@ class LoopbackDatabase:
     primary_settings: PrimarySettings
     server_flags: list[str]
     primary: PgCluster
+    certificates: LoopbackCertificates
     replicas: dict[int, PgCluster] = field(default_factory=dict)
 
     def node_addresses(self) -> list[tuple[str, int]]:
@@ -95,6 +97,7 @@ class LoopbackDatabase:
             bin_dir=str(POSTGRES_BIN_DIR),
             # The replica's socket goes in the shared root; its data dir must start empty.
             server_flags=(*self.server_flags, "-c", f"unix_socket_directories={self.root}"),
+            ca_file=str(self.certificates.ca_file),
         )
 
     def start_replica(self, index: int, deadline_s: float = 60.0) -> PgCluster:
@@ -154,6 +157,7 @@ def loopback_database(replicas: int = 1) -> Iterator[LoopbackDatabase]:
     database: LoopbackDatabase | None = None
     try:
         primary = init_cluster(root, "primary")
+        certificates = issue_loopback_certificates(root)
         settings = PrimarySettings(
             replica_slots=tuple(replica_slot_name(index) for index in range(replicas)),
             max_slot_wal_keep_size_mb=MAX_SLOT_WAL_KEEP_SIZE_MB,
@@ -162,13 +166,14 @@ def loopback_database(replicas: int = 1) -> Iterator[LoopbackDatabase]:
             app_user=APP_USER,
             port=primary.port,
             listen_addresses="127.0.0.1",
+            tls=certificates.server_tls(),
         )
         hba_file = root / "pg_hba.conf"
         hba_file.write_text(render_pg_hba(settings))
         chown_to_postgres(hba_file)
         server_flags = [*primary_server_flags(settings), "-c", f"hba_file={hba_file}"]
         database = LoopbackDatabase(root=root, passwords=Passwords.generate(), primary_settings=settings,
-                                    server_flags=server_flags, primary=primary)
+                                    server_flags=server_flags, primary=primary, certificates=certificates)
         primary.start(server_flags)
         run_image_initdb_steps(primary, primary_init_script(settings), database.passwords, root)
         yield database

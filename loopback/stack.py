@@ -9,7 +9,11 @@ on 127.0.0.1, every piece configured by the same renderers the Docker components
   list every DB node, as the Docker platform builds them (libpq multi-host with
   target_session_attrs=read-write / prefer-standby), and one shared temp dir as the
   uploads mount;
-- HAProxy (loopback/haproxy.py) from the rendered haproxy.cfg in front of the apps.
+- HAProxy (loopback/haproxy.py) from the rendered haproxy.cfg in front of the apps, with
+  `tls=True` terminating HTTPS as `loadBalancer.tls` does (stack.url is then https://).
+
+Every database connection is TLS, the apps' verified against the stack CA
+(loopback/certificates.py), as on Docker.
 
     with run_loopback_stack(app_replicas=3) as stack:
         httpx.get(stack.url + "/")
@@ -39,6 +43,7 @@ from components.render.postgres import REPLICATION_PASSWORD_ENV, replica_bootstr
 
 from .app import AppProcess, app_cluster, database_url, start_app
 from .binaries import find
+from .certificates import LoopbackCertificates
 from .haproxy import UP, LoopbackHaproxy, loopback_settings
 from .patroni import PatroniCluster, loopback_patroni
 from .postgres import SUPERUSER, PgCluster, as_postgres, remove_tree
@@ -67,6 +72,8 @@ class StackDatabase(Protocol):
     """What the stack needs of either database harness (LoopbackDatabase, PatroniCluster)."""
 
     passwords: Passwords
+    # The CA and server certificate every node serves (HAProxy's too, with tls=True).
+    certificates: LoopbackCertificates
 
     def node_addresses(self) -> list[tuple[str, int]]:
         """Every node as (host, port), in the order the apps' URLs list them."""
@@ -96,6 +103,11 @@ class LoopbackStack:
     def url(self) -> str:
         """The load balancer: what clients of the Docker stack reach on its published port."""
         return self.haproxy.url
+
+    @property
+    def ca_file(self) -> Path:
+        """What a client verifies the LB's (with tls=True) and the database's certificate with."""
+        return self.db.certificates.ca_file
 
     @property
     def primary(self) -> PgCluster:
@@ -177,9 +189,9 @@ class LoopbackStack:
 def _node_urls(db: StackDatabase) -> tuple[str, str]:
     """DATABASE_URL and DATABASE_READ_URL as the Docker platform builds them: every node,
     libpq choosing by role, so the app follows a promotion unchanged."""
-    nodes = db.node_addresses()
-    return (database_url(nodes, APP_DB, user=APP_USER, target_session_attrs="read-write"),
-            database_url(nodes, APP_DB, user=APP_USER, target_session_attrs="prefer-standby"))
+    nodes, ca_file = db.node_addresses(), db.certificates.ca_file
+    return (database_url(nodes, APP_DB, user=APP_USER, target_session_attrs="read-write", ca_file=ca_file),
+            database_url(nodes, APP_DB, user=APP_USER, target_session_attrs="prefer-standby", ca_file=ca_file))
 
 
 @contextmanager
@@ -201,12 +213,14 @@ def _running_database(kind: DatabaseKind, replicas: int) -> AbstractContextManag
 @contextmanager
 def run_loopback_stack(app_replicas: int = 3, db_replicas: int = 1, *,
                    database: DatabaseKind = "streaming",
-                   app_env: Mapping[str, str] | None = None) -> Iterator[LoopbackStack]:
+                   app_env: Mapping[str, str] | None = None,
+                   tls: bool = False) -> Iterator[LoopbackStack]:
     """Start the stack, wait until the LB sees every app UP, yield it; stop it all on exit.
     HAProxy's health checks have the stack config's defaults, as in the shipped stacks.
 
     `database` picks the self-hosted DB mode; `app_env` adds to or overrides the app's
-    environment (loopback/app.py LOOPBACK_ENV).
+    environment (loopback/app.py LOOPBACK_ENV); `tls` makes HAProxy terminate HTTPS with
+    the stack's server certificate.
     """
     root = Path(tempfile.mkdtemp(prefix="hastack-stack-"))
     try:
@@ -223,7 +237,9 @@ def run_loopback_stack(app_replicas: int = 3, db_replicas: int = 1, *,
             }
             apps = running.enter_context(app_cluster(app_replicas, writer_url, storage, root,
                                                      read_url=reader_url, extra_env=env))
-            haproxy = LoopbackHaproxy(loopback_settings({app.node_id: app.port for app in apps}, HEALTH_PATH), root)
+            tls_bundle = db.certificates.bundle_file if tls else None
+            haproxy = LoopbackHaproxy(loopback_settings({app.node_id: app.port for app in apps}, HEALTH_PATH,
+                                                        tls_bundle=tls_bundle), root)
             stack = LoopbackStack(root=root, storage=storage, db=db, apps=apps, haproxy=haproxy,
                                   writer_url=writer_url, reader_url=reader_url, app_env=env)
             running.enter_context(haproxy)

@@ -37,10 +37,11 @@ def require_binaries(*names: str) -> None:
 
 @pytest.fixture
 def haproxy_installed() -> None:
-    require_binaries("haproxy")
+    require_binaries("haproxy", "openssl")
 
 
-POSTGRES_BINARIES = ("initdb", "postgres", "psql", "pg_isready", "pg_basebackup", "pg_receivewal")
+# openssl: the loopback database's CA and server certificate (loopback/certificates.py).
+POSTGRES_BINARIES = ("initdb", "postgres", "psql", "pg_isready", "pg_basebackup", "pg_receivewal", "openssl")
 
 
 @pytest.fixture

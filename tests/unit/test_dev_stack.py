@@ -303,3 +303,20 @@ def test_patroni_in_a_stack_named_prod_protects_and_retains_every_data_volume():
     assert sorted(v.name for v in volumes) == ["db-0-data", "db-1-data", "etcd-0-data", "etcd-1-data", "etcd-2-data", "storage-shared"]
     assert all(v.protect and v.retain_on_delete for v in volumes)
     assert not any(c.protect for c in run.of_type(CONTAINER))
+
+
+# ---------------------------------------------------------------- TLS
+
+
+def test_dev_app_replicas_verify_the_database_against_the_stack_ca(dev):
+    ca = dev.outputs["caCertificate"]
+    for replica in app_replicas(dev):
+        assert upload(replica, "/etc/hastack/database-ca.crt") == ca
+        assert "sslmode=verify-full&sslrootcert=/etc/hastack/database-ca.crt" in env_of(replica)["DATABASE_URL"]
+
+
+def test_dev_edge_certificate_comes_from_the_stack_ca_for_where_the_stack_is_reached(dev):
+    request = dev.by_name("lb-server-request")
+    assert (request.inputs["dnsNames"], request.inputs["ipAddresses"]) == (["localhost"], ["127.0.0.1"])
+    remote = run_dev_with(docker={"host": "ssh://deploy@docker.example.com"}).by_name("lb-server-request")
+    assert remote.inputs["dnsNames"] == ["docker.example.com", "localhost"]

@@ -13,7 +13,7 @@ from components.docker import patroni
 from components.docker.app import App, AppArgs
 from components.docker.database import HBA_FILE, Database, DatabaseArgs
 from components.docker.etcd import Etcd, EtcdArgs
-from components.docker.load_balancer import CONFIG_FILE, LoadBalancer, LoadBalancerArgs
+from components.docker.load_balancer import CERTIFICATE_FILE, CONFIG_FILE, LoadBalancer, LoadBalancerArgs
 from components.docker.network import Network, NetworkArgs
 from components.docker.patroni import PatroniDatabase, PatroniDatabaseArgs
 from components.docker.storage import Storage, StorageArgs
@@ -505,3 +505,53 @@ def test_load_balancer_publishes_the_configured_ports_and_replaces_delete_first(
     assert sorted((p["internal"], p["external"]) for p in haproxy.inputs["ports"]) == [(8080, 80), (8404, 9000), (8443, 8443)]
     assert haproxy.delete_before_replace
     assert haproxy.inputs["restart"] == "unless-stopped"
+
+
+# ---------------------------------------------------------------- TLS
+
+
+def uploads_by_file(container) -> dict[str, dict]:
+    """A container's uploads in wire form (secrets still wrapped), by path."""
+    return {u["file"]: u for u in container.wire_inputs["uploads"]}
+
+
+@pytest.mark.parametrize("declare, nodes, names", [
+    (lambda: declare_database(replicas=2), "db-", ["db-primary", "db-replica-0", "db-replica-1"]),
+    (lambda: declare_patroni(replicas=2), "db-", ["db-0", "db-1", "db-2"]),
+], ids=["manual", "patroni"])
+def test_every_database_node_serves_one_certificate_naming_every_node_with_a_key_only_postgres_reads(declare, nodes, names):
+    run = run_components(declare)
+    [request] = [r for r in run.of_type("tls:index/certRequest:CertRequest") if r.name == "db-server-request"]
+    assert request.inputs["dnsNames"] == names
+    for key in run.of_type("tls:index/privateKey:PrivateKey"):
+        assert (key.inputs["algorithm"], key.inputs["ecdsaCurve"]) == ("ECDSA", "P256")
+    for node in containers(run, nodes):
+        uploads = uploads_by_file(node)
+        key = uploads["/etc/postgresql/hastack/server.key"]
+        assert is_secret(key["content"])
+        # PostgreSQL refuses a key that is not 0600 and its own (the image's postgres is uid 999).
+        assert (key["owner"], key["group"], key["permissions"]) == ("999", "999", "0600")
+        assert "/etc/postgresql/hastack/server.crt" in uploads and "/etc/postgresql/hastack/ca.crt" in uploads
+
+
+def test_load_balancer_with_tls_serves_https_with_a_pem_only_haproxy_reads():
+    config = LoadBalancerConfig(tls={"port": 443, "hstsMaxAgeSeconds": 600})
+    run = run_components(lambda: declare_load_balancer(["app-0"], config))
+    haproxy = run.by_name("lb-haproxy")
+    cfg = upload(haproxy, CONFIG_FILE)
+    assert f"bind *:8443 ssl crt {CERTIFICATE_FILE} alpn h2,http/1.1 ssl-min-ver TLSv1.2" in cfg
+    # The published port 443 needs no port in the redirect; the Host header's port is dropped.
+    assert "redirect location https://%[var(txn.host_only)]%[pathq] code 308 unless { ssl_fc }" in cfg
+    assert 'Strict-Transport-Security "max-age=600"' in cfg
+    pem = uploads_by_file(haproxy)[CERTIFICATE_FILE]
+    assert is_secret(pem["content"]) and (pem["owner"], pem["group"], pem["permissions"]) == ("99", "99", "0600")
+    assert upload(haproxy, CERTIFICATE_FILE) == EDGE_CERTIFICATE_PEM + "\n" + EDGE_KEY_PEM
+    assert (8443, 443) in {(p["internal"], p["external"]) for p in haproxy.inputs["ports"]}
+
+
+def test_load_balancer_without_tls_binds_no_ssl_and_uploads_no_key():
+    run = run_components(lambda: declare_load_balancer(["app-0"], LoadBalancerConfig(tls={"enabled": False})))
+    haproxy = run.by_name("lb-haproxy")
+    assert " ssl " not in upload(haproxy, CONFIG_FILE)
+    assert CERTIFICATE_FILE not in uploads_by_file(haproxy)
+    assert sorted(p["internal"] for p in haproxy.inputs["ports"]) == [8080, 8404]
