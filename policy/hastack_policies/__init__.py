@@ -3,7 +3,7 @@ plan (`plan/gate.py`) and the tests. One module per group; `POLICIES` is the reg
 
 from __future__ import annotations
 
-from . import app, data_safety, database, gateway_https, key_vault, load_balancer, secrets, storage
+from . import app, data_safety, database, gateway_https, key_vault, load_balancer, secrets, storage, tls
 
 PACK_NAME = "hastack-policies"
 
@@ -12,6 +12,7 @@ POLICIES = [
     *load_balancer.POLICIES,
     *gateway_https.POLICIES,
     *key_vault.POLICIES,
+    *tls.POLICIES,
     *database.POLICIES,
     *storage.POLICIES,
     *secrets.POLICIES,

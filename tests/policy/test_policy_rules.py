@@ -197,6 +197,10 @@ RESOURCE_CASES = [
     ("lb-https-only", http_only_gateway(), True),
     ("key-vault-safe-settings", key_vault(), False),
     ("key-vault-safe-settings", key_vault(enablePurgeProtection=False), True),
+    ("tls-in-transit", db_container(command=["postgres", "-c", "ssl=on"], uploads=[
+        {"file": "/etc/postgresql/hastack/pg_hba.conf", "content": "hostssl all all 172.28.0.0/16 scram-sha-256\n"}]), False),
+    ("tls-in-transit", db_container(), True),
+    ("tls-in-transit", lb_container(), True),
     ("lb-waf-enabled", app_gateway(), False),
     ("lb-waf-enabled", app_gateway(sku={"name": "Standard_v2", "tier": "Standard_v2"}, firewallPolicy=None), True),
     ("lb-waf-enabled", waf_policy(), False),
