@@ -9,6 +9,7 @@ rather than stopping the run.
 from __future__ import annotations
 
 import functools
+import ssl
 import time
 import uuid
 from collections import Counter
@@ -49,9 +50,10 @@ class Stack:
     """HTTP client for the stack's URL. A fresh connection per request and no cookies,
     so neither connection reuse nor cookie affinity can pin requests to one replica."""
 
-    def __init__(self, url: str, timeout_s: float):
+    def __init__(self, url: str, timeout_s: float, ca_file: str | None = None):
         self.url = url.rstrip("/")
-        self.client = httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_keepalive_connections=0))
+        verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+        self.client = httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_keepalive_connections=0), verify=verify)
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
         response = self.client.request(method, self.url + path, **kwargs)

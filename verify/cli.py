@@ -33,6 +33,14 @@ def _stack_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _readable_file(value: str) -> str:
+    try:
+        with open(value, "rb"):
+            return value
+    except OSError as problem:
+        raise argparse.ArgumentTypeError(f"cannot read {value!r}: {problem.strerror}") from None
+
+
 def _positive(kind):
     def parse(value: str):
         try:
@@ -54,6 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="how many app replicas the stack should have")
     parser.add_argument("--timeout", type=_positive(float), default=5.0, metavar="SECONDS",
                         help="per-request timeout (default 5)")
+    parser.add_argument("--cacert", type=_readable_file, metavar="FILE",
+                        help="PEM CA to verify an https:// URL with, e.g. the stack's "
+                             "`pulumi stack output caCertificate` (default: the system's CAs)")
     parser.add_argument("--jobs-deadline", type=_positive(float), default=60.0, metavar="SECONDS",
                         help="how long the job batch may take (default 60)")
     return parser.parse_args(argv)
@@ -70,7 +81,7 @@ def format_table(results: list[CheckResult]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    stack = Stack(args.url, args.timeout)
+    stack = Stack(args.url, args.timeout, args.cacert)
     try:
         try:
             stack.request("GET", "/")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from loopback.app import AppProcess
+from loopback.certificates import issue_loopback_certificates
 from loopback.haproxy import UP, LoopbackHaproxy, loopback_settings
 from loopback.ports import free_port
 
@@ -25,9 +26,10 @@ def run_verify(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def load_balancer(replicas: list[AppProcess], workdir: Path) -> Iterator[LoopbackHaproxy]:
-    """HAProxy from the rendered config in front of `replicas`, once it sees all UP."""
-    settings = loopback_settings({replica.node_id: replica.port for replica in replicas}, "/readyz")
+def load_balancer(replicas: list[AppProcess], workdir: Path, tls_bundle: Path | None = None) -> Iterator[LoopbackHaproxy]:
+    """HAProxy from the rendered config in front of `replicas`, once it sees all UP
+    (terminating HTTPS with `tls_bundle`, a certificate + key PEM, when given)."""
+    settings = loopback_settings({replica.node_id: replica.port for replica in replicas}, "/readyz", tls_bundle=tls_bundle)
     with LoopbackHaproxy(settings, workdir) as haproxy:
         for replica in replicas:
             haproxy.wait_for_server(replica.node_id, UP, deadline_s=15)
@@ -49,6 +51,18 @@ def test_verify_passes_against_haproxy_in_front_of_three_replicas(start_apps, fr
     assert sorted(rows) == ["(a)", "(b)", "(c)", "(d)", "(e)"]
     assert all("PASS" in row for row in rows.values()), verdict.stdout
     assert "app-0, app-1, app-2" in rows["(a)"]
+
+
+@pytest.mark.usefixtures("haproxy_installed")
+def test_verify_checks_an_https_stack_against_its_ca_and_refuses_it_without(start_apps, fresh_database, workdir):
+    certificates = issue_loopback_certificates(workdir)
+    replicas = start_apps(2, fresh_database)
+    with load_balancer(replicas, workdir, certificates.bundle_file) as haproxy:
+        trusted = run_verify(haproxy.url, "--replicas", "2", "--cacert", str(certificates.ca_file))
+        untrusted = run_verify(haproxy.url, "--replicas", "2")
+    assert haproxy.url.startswith("https://")
+    assert trusted.returncode == 0, trusted.stdout + trusted.stderr
+    assert untrusted.returncode == 2 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr, untrusted.stderr
 
 
 @pytest.mark.usefixtures("haproxy_installed")
