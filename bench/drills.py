@@ -1,7 +1,7 @@
 """The HA drills (loopback/drills.py), each on a fresh stack on loopback, printing one
 JSON line per measured figure.
 
-    uv run python -m bench drills                      # all six
+    uv run python -m bench drills                      # all of them
     uv run python -m bench.drills replica_crash        # just some
     uv run python -m bench.drills --list
 
@@ -13,6 +13,7 @@ LOAD_*).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import traceback
 
@@ -27,9 +28,13 @@ DRILLS = {
     "manual_failover": drills.manual_failover,
     "replication_lag": drills.replication_lag,
     "automatic_failover": drills.automatic_failover,
+    # The same SIGKILL drill with HAProxy terminating HTTPS (loadBalancer.tls).
+    "replica_crash_https": drills.replica_crash,
 }
 # The stack's database for drills that need other than streaming replication.
 DRILL_DATABASE = {"automatic_failover": "patroni"}
+# Drills run through HTTPS; their figures get an `_https` suffix.
+OVER_HTTPS = {"replica_crash_https"}
 
 
 def main(argv: list[str]) -> int:
@@ -43,7 +48,7 @@ def main(argv: list[str]) -> int:
     failed = 0
     for name in argv or DRILLS:
         try:
-            with run_loopback_stack(database=DRILL_DATABASE.get(name, "streaming")) as stack:
+            with run_loopback_stack(database=DRILL_DATABASE.get(name, "streaming"), tls=name in OVER_HTTPS) as stack:
                 result = DRILLS[name](stack)
         except MissingBinary as missing:
             print(f"bench.drills: {missing}", file=sys.stderr)
@@ -53,6 +58,8 @@ def main(argv: list[str]) -> int:
             failed += 1
             continue
         for figure in result.figures():
+            if name in OVER_HTTPS:
+                figure = dataclasses.replace(figure, figure=f"{figure.figure}_https")
             print(figure.json(), flush=True)
     return 1 if failed else 0
 
