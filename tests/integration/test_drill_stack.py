@@ -19,8 +19,9 @@ def test_stack_serves_through_the_lb_with_every_db_node_in_the_app_urls(loopback
     served_by = {httpx.get(loopback_stack.url + "/", timeout=5).headers["x-served-by"] for _ in range(6)}
     assert served_by == {"app-0", "app-1", "app-2"}
     nodes = f"127.0.0.1:{loopback_stack.primary.port},127.0.0.1:{loopback_stack.replica.port}"
-    assert f"@{nodes}/" in loopback_stack.writer_url and loopback_stack.writer_url.endswith("read-write")
-    assert f"@{nodes}/" in loopback_stack.reader_url and loopback_stack.reader_url.endswith("prefer-standby")
+    verified = f"&sslmode=verify-full&sslrootcert={loopback_stack.ca_file}"
+    assert f"@{nodes}/" in loopback_stack.writer_url and loopback_stack.writer_url.endswith("read-write" + verified)
+    assert f"@{nodes}/" in loopback_stack.reader_url and loopback_stack.reader_url.endswith("prefer-standby" + verified)
     assert all(app.env["DATABASE_URL"] == loopback_stack.writer_url for app in loopback_stack.apps)
 
 
