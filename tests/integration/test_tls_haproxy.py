@@ -7,13 +7,12 @@ from __future__ import annotations
 import dataclasses
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+from test_render_haproxy import FlippableApp
 
 from components.render.haproxy import render_haproxy_cfg
 from loopback.binaries import find
@@ -21,33 +20,6 @@ from loopback.certificates import LoopbackCertificates, issue_loopback_certifica
 from loopback.haproxy import UP, LoopbackHaproxy, check_config, loopback_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("haproxy_installed")]
-
-
-class ForwardedProtoEcho:
-    """A backend that answers every request with the X-Forwarded-Proto it was sent."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = (self.headers.get("X-Forwarded-Proto") or "none").encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.handle_error = lambda request, client_address: None  # health checks hang up early
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture
@@ -59,9 +31,9 @@ def certificates(tmp_path: Path) -> LoopbackCertificates:
 
 @pytest.fixture
 def https_balancer(certificates: LoopbackCertificates, tmp_path: Path) -> Iterator[LoopbackHaproxy]:
-    backend = ForwardedProtoEcho()
+    backend = FlippableApp("app-0")
     try:
-        settings = loopback_settings({"app-0": backend.port}, "/", tls_bundle=certificates.bundle_file)
+        settings = loopback_settings({"app-0": backend.port}, "/readyz", tls_bundle=certificates.bundle_file)
         with LoopbackHaproxy(settings, tmp_path) as lb:
             lb.wait_for_server("app-0", UP, deadline_s=5)
             yield lb
@@ -98,11 +70,11 @@ def test_tls_1_1_is_refused_while_the_same_client_gets_tls_1_2(https_balancer, c
     assert "Protocol  : TLSv1.2" in accepted.stdout
 
 
-def test_https_answers_carry_hsts_and_tell_the_app_the_scheme(https_balancer, certificates):
+def test_https_answers_reach_the_app_and_carry_hsts(https_balancer, certificates):
     context = ssl.create_default_context(cafile=str(certificates.ca_file))
     response = httpx.get(https_balancer.url + "/", verify=context, timeout=5)
     assert response.status_code == 200
-    assert response.text == "https"
+    assert response.text == "app-0"
     assert response.headers["strict-transport-security"] == f"max-age={https_balancer.settings.tls.hsts_max_age_s}"
 
 
@@ -115,7 +87,7 @@ def test_plain_http_redirects_to_the_published_https_port_keeping_path_and_metho
     # Followed by a client that trusts the stack CA, it lands on the app over HTTPS.
     assert httpx.get(https_balancer.http_url + "/", headers={"Host": "127.0.0.1"}, follow_redirects=True,
                      verify=ssl.create_default_context(cafile=str(certificates.ca_file)),
-                     timeout=5).text == "https"
+                     timeout=5).text == "app-0"
 
 
 @pytest.mark.parametrize("public_port, location", [(443, "https://shop.example.com/a"), (9443, "https://shop.example.com:9443/a")])

@@ -37,6 +37,17 @@ def lb_settings(replicas: int = 2, **overrides) -> HaproxySettings:
 SERVER_TLS = ServerTls(certificate_file="/tls/server.crt", key_file="/tls/server.key", ca_file="/tls/ca.crt")
 
 
+def test_haproxy_with_tls_tells_the_app_the_scheme_and_redirects_only_plain_http() -> None:
+    tls = haproxy.TlsTermination(port=8443, certificate_file="/certs/site.pem", public_port=9443, hsts_max_age_s=600)
+    cfg = render_haproxy_cfg(lb_settings(tls=tls))
+    frontend = cfg[cfg.index("frontend web"):cfg.index("backend app")]
+    # After the redirect, so only HTTPS requests reach it; a client's own value is replaced.
+    assert frontend.index("redirect location https://%[var(txn.host_only)]:9443%[pathq] code 308 unless { ssl_fc }") < \
+        frontend.index("http-request set-header X-Forwarded-Proto https")
+    assert "ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets" in cfg
+    assert " ssl " not in render_haproxy_cfg(lb_settings())
+
+
 def primary_settings(**overrides) -> PrimarySettings:
     fields = dict(replica_slots=("replica_0", "replica_1"), max_slot_wal_keep_size_mb=4096,
                   replication_cidr="172.28.0.0/16", app_db="shop", app_user="shop_app", tls=SERVER_TLS)
