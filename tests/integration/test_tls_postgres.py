@@ -1,5 +1,6 @@
 """TLS on every database hop: Debian's real PostgreSQL 15 run from the rendered flags and
-pg_hba (ssl=on, hostssl-only) with a CA and server certificate made by the real openssl."""
+pg_hba (ssl=on, hostssl-only) with a CA and server certificate made by the real openssl;
+and Patroni 3.0.2 members from the rendered patroni.yml."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from loopback.certificates import issue_loopback_certificates
+from loopback.patroni import loopback_patroni
 from loopback.postgres import make_owned_dir, remove_tree
 from loopback.replication import APP_DB, APP_USER, LoopbackDatabase, loopback_database
 
@@ -66,3 +68,23 @@ def test_the_replica_streams_over_tls_verified_against_the_stack_ca(database):
         conninfo = conninfo_to_dict(conn.execute("SHOW primary_conninfo").fetchone()[0])
     # pg_basebackup -R wrote the bootstrap's verified TLS settings into the streaming connection.
     assert (conninfo["sslmode"], conninfo["sslrootcert"]) == ("verify-full", str(database.certificates.ca_file))
+
+
+@pytest.mark.usefixtures("patroni_installed")
+def test_patroni_members_replicate_over_tls_and_connect_verify_full():
+    with loopback_patroni(members=2) as cluster:
+        leader = cluster.leader()
+
+        def connect(user: str, password: str, **tls: str) -> psycopg.Connection:
+            return psycopg.connect(host="127.0.0.1", port=leader.postgres_port, user=user, dbname="postgres",
+                                   password=password, connect_timeout=2, autocommit=True, **tls)
+
+        verified = {"sslmode": "verify-full", "sslrootcert": str(cluster.certificates.ca_file)}
+        with connect("postgres", cluster.passwords.superuser, **verified) as conn:
+            assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+            # The standby's walreceiver came in through a hostssl line, with Patroni's verify-full settings.
+            streaming = conn.execute("SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)"
+                                     " WHERE r.state = 'streaming'").fetchall()
+        with pytest.raises(psycopg.OperationalError, match="no encryption"):
+            connect(APP_USER, cluster.passwords.app, sslmode="disable")
+    assert streaming == [(True,)]
