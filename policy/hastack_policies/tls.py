@@ -1,5 +1,5 @@
 """TLS in transit on Docker: HAProxy serves the app over HTTPS, and PostgreSQL takes TCP
-connections over TLS only. (Azure's side is the gateway listener and db-secure-transport.)"""
+connections over TLS only. (Azure's side: lb-https-only and db-secure-transport.)"""
 
 from __future__ import annotations
 
