@@ -124,10 +124,15 @@ class AppConfig(_Model):
     port: Port = 8000
     # Readiness: DB + storage reachable. The LB and readiness probes use it.
     health_path: str = "/readyz"
+    # Docker: read readiness (shared storage + any DB node). Set, the LB sends reads
+    # (GET, HEAD, OPTIONS) to replicas passing it and writes to those passing healthPath,
+    # so reads keep being served while no primary exists. Unset: one check for all.
+    read_health_path: str | None = None
     # Liveness: the process is up. Never depends on the DB.
     liveness_path: str = "/livez"
-    # Docker healthcheck command (exec form). The default needs only python, which the
-    # reference image has; set it for images that ship curl/wget instead.
+    # Docker healthcheck command (exec form). Unset: a python one-liner on healthPath,
+    # which only the reference image (built from `build`) is known to run, so it is
+    # required when `image` is set (StackConfig checks).
     healthcheck_command: list[str] | None = None
     env: dict[str, str] = Field(default_factory=dict)
     # Names of secrets generated once (pulumi-random) and shared by every replica.
@@ -136,10 +141,10 @@ class AppConfig(_Model):
     cpu: float = Field(0.5, gt=0, le=4)
     memory_gi: float = Field(1.0, gt=0, le=8)
 
-    @field_validator("health_path", "liveness_path")
+    @field_validator("health_path", "liveness_path", "read_health_path")
     @classmethod
-    def _paths(cls, value: str) -> str:
-        return _check_path(value, "path")
+    def _paths(cls, value: str | None) -> str | None:
+        return value if value is None else _check_path(value, "path")
 
     @field_validator("image")
     @classmethod
@@ -382,6 +387,44 @@ class LoadBalancerTlsConfig(_Model):
         return self
 
 
+# RFC 9110 section 9.2.2: the methods whose repetition has the same effect as one request.
+IDEMPOTENT_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE")
+HTTP_HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+
+
+class RetryConfig(_Model):
+    """Which requests the LB may send to a second replica after the first failed mid-request.
+
+    A request that never reached a replica (connection refused or failed) is retried on
+    another whatever its method; one that did is retried only when repeating it is safe.
+    """
+
+    # Retried after reaching a replica. POST and PATCH never are (use the key header).
+    idempotent_methods: list[str] = Field(default_factory=lambda: ["GET", "HEAD", "OPTIONS"])
+    # A request carrying this header (non-empty) is retried whatever its method: the app
+    # promises to perform it once per key value.
+    idempotency_key_header: str = "Idempotency-Key"
+
+    @field_validator("idempotent_methods")
+    @classmethod
+    def _idempotent(cls, value: list[str]) -> list[str]:
+        for method in value:
+            if method not in IDEMPOTENT_METHODS:
+                raise ValueError(f"{method!r} is not an idempotent method (RFC 9110 9.2.2); allowed: "
+                                 f"{', '.join(IDEMPOTENT_METHODS)}; make other requests safe to retry with the "
+                                 "idempotency key header instead")
+        if len(set(value)) != len(value):
+            raise ValueError("idempotentMethods must not repeat a method")
+        return value
+
+    @field_validator("idempotency_key_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if not HTTP_HEADER_NAME.match(value):
+            raise ValueError("idempotencyKeyHeader must be an HTTP header name: letters, digits and '-', up to 64")
+        return value
+
+
 class LoadBalancerConfig(_Model):
     """HAProxy on Docker, Application Gateway v2 on Azure."""
 
@@ -389,6 +432,8 @@ class LoadBalancerConfig(_Model):
     # Docker: HAProxy stats + Prometheus endpoint, published on the host.
     stats_port: Port = 8404
     health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
+    # Docker: HAProxy's retry rules.
+    retry: RetryConfig = Field(default_factory=RetryConfig)
     # Azure only.
     sku: Literal["Standard_v2", "WAF_v2"] = "WAF_v2"
     min_capacity: int = Field(2, ge=2, le=125)
@@ -560,6 +605,12 @@ class StackConfig(_Model):
             raise ValueError("platform 'azure' runs database.mode 'managed' only")
         if self.platform == "azure" and self.app.image is None:
             raise ValueError("platform 'azure' needs app.image (a pushed, pinned image); builds are Docker-only")
+        if self.platform == "docker" and self.app.image is not None and self.app.healthcheck_command is None:
+            raise ValueError(
+                f"app.healthcheckCommand is required with app.image ({self.app.image}): the default probe runs python, "
+                f"which only the reference image is known to have; give one your image runs, e.g. "
+                f'healthcheckCommand: ["curl", "-fsS", "http://127.0.0.1:{self.app.port}{self.app.health_path}"]'
+            )
         return self
 
     @model_validator(mode="after")

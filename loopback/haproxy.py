@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from components.config import HealthCheckConfig, LoadBalancerTlsConfig
+from components.config import HealthCheckConfig, LoadBalancerTlsConfig, RetryConfig
 from components.render.haproxy import APP_BACKEND, Backend, HaproxySettings, TlsTermination, render_haproxy_cfg
 
 from .binaries import find
@@ -29,11 +29,13 @@ DOWN = "DOWN"
 
 
 def loopback_settings(backend_ports: Mapping[str, int], health_path: str,
-                      health: HealthCheckConfig | None = None, tls_bundle: Path | None = None) -> HaproxySettings:
+                      health: HealthCheckConfig | None = None, tls_bundle: Path | None = None, *,
+                      read_health_path: str | None = None, retry: RetryConfig | None = None) -> HaproxySettings:
     """Settings for an LB on 127.0.0.1 in front of `{server name: port}`, with the
-    health-check timing the Docker stack gets from the same config (its defaults if None),
-    and HTTPS with the certificate + key PEM `tls_bundle` when given."""
+    health-check timing and retry rules the Docker stack gets from the same config (its
+    defaults if None), and HTTPS with the certificate + key PEM `tls_bundle` when given."""
     health = health or HealthCheckConfig()
+    retry = retry or RetryConfig()
     tls = None
     if tls_bundle:
         tls_port = free_port()
@@ -50,6 +52,9 @@ def loopback_settings(backend_ports: Mapping[str, int], health_path: str,
         timeout_check_ms=health.timeout_ms,
         bind_address="127.0.0.1",
         tls=tls,
+        read_health_path=read_health_path,
+        idempotent_methods=tuple(retry.idempotent_methods),
+        idempotency_key_header=retry.idempotency_key_header,
     )
 
 
@@ -131,16 +136,20 @@ class LoopbackHaproxy:
                 chunks.append(chunk)
         return b"".join(chunks).decode()
 
-    def server_states(self) -> dict[str, str]:
-        """`{server name: status}` for the app backend, e.g. {"app-0": "UP", "app-1": "DOWN 1/2"}."""
+    def stats(self, backend: str = APP_BACKEND) -> dict[str, dict[str, str]]:
+        """`show stat` rows of `backend` by server name, with its BACKEND row (counters
+        such as `econ` connection errors, `wretr` retries, `wredis` redispatches)."""
         rows = csv.DictReader(io.StringIO(self.admin("show stat").removeprefix("# ")))
-        return {row["svname"]: row["status"] for row in rows
-                if row["pxname"] == APP_BACKEND and row["svname"] not in {"FRONTEND", "BACKEND"}}
+        return {row["svname"]: row for row in rows if row["pxname"] == backend and row["svname"] != "FRONTEND"}
 
-    def wait_for_server(self, name: str, status: str, deadline_s: float) -> float:
-        """Poll until server `name` is exactly `status` (UP or DOWN); return the seconds it took."""
-        return wait_until(lambda: self.server_states().get(name) == status, deadline_s,
-                          f"haproxy server {name} {status}", interval_s=0.01)
+    def server_states(self, backend: str = APP_BACKEND) -> dict[str, str]:
+        """`{server name: status}` in `backend`, e.g. {"app-0": "UP", "app-1": "DOWN 1/2"}."""
+        return {name: row["status"] for name, row in self.stats(backend).items() if name != "BACKEND"}
+
+    def wait_for_server(self, name: str, status: str, deadline_s: float, backend: str = APP_BACKEND) -> float:
+        """Poll until server `name` is exactly `status` (UP or DOWN) in `backend`; return the seconds it took."""
+        return wait_until(lambda: self.server_states(backend).get(name) == status, deadline_s,
+                          f"haproxy server {backend}/{name} {status}", interval_s=0.01)
 
     def _admin_socket_answers(self) -> bool:
         try:

@@ -33,7 +33,9 @@ def _docker_container(inputs: dict[str, Any]) -> list[str]:
     settings.append(f"host ports {', '.join(ports)}" if ports else "no host ports")
     healthcheck = inputs.get("healthcheck") or {}
     if healthcheck.get("tests"):
-        settings.append(f"healthcheck every {healthcheck.get('interval', '?')} x{healthcheck.get('retries', 0)}")
+        # The command itself: a probe the image cannot run keeps every replica unhealthy.
+        probe = " ".join(str(part) for part in healthcheck["tests"][1:])
+        settings.append(f"healthcheck `{probe}` every {healthcheck.get('interval', '?')} x{healthcheck.get('retries', 0)}")
     uploads = [u.get("file", "").rsplit("/", 1)[-1] for u in inputs.get("uploads") or []]
     if uploads:
         settings.append(f"uploads {', '.join(uploads)}")

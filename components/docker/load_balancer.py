@@ -41,6 +41,8 @@ class LoadBalancerArgs:
     backend_port: int
     # Path of the active health check (load_balancer.healthCheck.path or app.healthPath).
     health_path: str
+    # app.readHealthPath: set, reads go to a backend checked on it (components/render/haproxy.py).
+    read_health_path: str | None = None
     # The app replicas: they exist before HAProxy starts sending them traffic.
     depends_on: Sequence[pulumi.Resource] = ()
     # What HAProxy serves HTTPS with when `config.tls.enabled`.
@@ -60,6 +62,9 @@ def haproxy_settings(args: LoadBalancerArgs) -> HaproxySettings:
         rise=check.rise,
         timeout_check_ms=check.timeout_ms,
         resolver=DOCKER_DNS,
+        read_health_path=args.read_health_path,
+        idempotent_methods=tuple(args.config.retry.idempotent_methods),
+        idempotency_key_header=args.config.retry.idempotency_key_header,
         tls=TlsTermination(port=TLS_LISTEN_PORT, certificate_file=CERTIFICATE_FILE, public_port=tls.port,
                            hsts_max_age_s=tls.hsts_max_age_seconds) if tls.enabled else None,
     )

@@ -137,6 +137,7 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
             backend_aliases=app.aliases,
             backend_port=app.port,
             health_path=config.health_check_path,
+            read_health_path=config.app.read_health_path,
             depends_on=[app],
             certificate=edge_certificate(config.load_balancer.tls, address, ca, ca),
         ),

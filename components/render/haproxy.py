@@ -9,10 +9,17 @@ How the HA targets are met:
   `interval_ms + (fall - 1) * fastinter` (750 ms with the defaults 500 ms / fall 2).
 - Passive ejection: `observe layer7` counts failed connections and 5xx answers of real
   traffic; a few in a row mark the server down at once, before the next check.
-- No failed requests while that happens: a request whose connection fails, or whose
-  server closes without answering, or answers 503 (draining), is retried up to 3 times,
-  each time on another server (`option redispatch 1`). Replays are safe because the
-  reference app makes POSTs idempotent with idempotency keys.
+- No failed requests while that happens, and no request performed twice
+  (docs/docker.md#retries-and-idempotency-keys): a request whose connection failed never
+  reached a replica and is retried up to 3 times, each time on another server (`option
+  redispatch 1`), whatever its method. One that reached a replica (the server closed
+  without answering, timed out, or answered 503) is retried only when repeating it is
+  safe: an idempotent method, or a non-empty idempotency key header. Anything else gets
+  the 502/503 so the client can retry with its own key.
+- Reads without a primary: with a read health path, reads (GET, HEAD, OPTIONS) go to a
+  second backend over the same servers, checked on that path (storage + any DB node),
+  so they keep being served while the write backend, checked on the writer path, is
+  empty during a failover. HAProxy's own 503 for a write then carries Retry-After.
 
 HTTPS (`HaproxySettings.tls`): the web frontend also binds a TLS port (TLS 1.2 minimum,
 ALPN h2 and http/1.1), answers plain HTTP with a redirect to it, and sends HSTS on every
@@ -24,7 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Names inside the config that the loopback harness and the drills address.
+# APP_BACKEND takes writes (and everything, without a read health path); READ_BACKEND reads.
 APP_BACKEND = "app"
+READ_BACKEND = "app_read"
 WEB_FRONTEND = "web"
 RESOLVERS_SECTION = "docker"
 
@@ -35,6 +44,12 @@ CONSECUTIVE_ERRORS_TO_MARK_DOWN = 5
 
 # Extra attempts after a failed one; with `redispatch 1` each goes to another server.
 RETRIES = 3
+
+# RFC 9110 section 9.2.1 safe methods: reads, which a replica without a writer can serve.
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+
+# What a client may do when no replica can write right now; the app sends the same.
+WRITE_RETRY_AFTER_S = 2
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,11 @@ class HaproxySettings:
     stats_socket: str | None = None
     # None: plain HTTP only.
     tls: TlsTermination | None = None
+    # Set: reads go to READ_BACKEND, checked on this path (components/config.py AppConfig).
+    read_health_path: str | None = None
+    # Requests that may be sent to another server after reaching one (RetryConfig).
+    idempotent_methods: tuple[str, ...] = ("GET", "HEAD", "OPTIONS")
+    idempotency_key_header: str = "Idempotency-Key"
 
     def __post_init__(self) -> None:
         if not self.backends:
@@ -98,8 +118,9 @@ class HaproxySettings:
         names = [backend.name for backend in self.backends]
         if len(set(names)) != len(names):
             raise ValueError(f"backend names must be unique, got {names}")
-        if not self.health_path.startswith("/"):
-            raise ValueError(f"health_path must start with '/', got {self.health_path!r}")
+        for path in (self.health_path, self.read_health_path or "/"):
+            if not path.startswith("/"):
+                raise ValueError(f"health paths must start with '/', got {path!r}")
 
     @property
     def fastinter_ms(self) -> int:
@@ -114,7 +135,11 @@ def render_haproxy_cfg(settings: HaproxySettings) -> str:
         _defaults(),
         *([_resolvers(settings.resolver)] if settings.resolver else []),
         _web_frontend(settings),
-        _app_backend(settings),
+        _app_backend(settings, APP_BACKEND, settings.health_path, passive_check="layer7"),
+        # Passive ejection on connection errors only: a read of a page that needs the
+        # writer answers 503 while no primary exists, which must not eject the replica.
+        *([_app_backend(settings, READ_BACKEND, settings.read_health_path, passive_check="layer4")]
+          if settings.read_health_path else []),
         _stats_frontend(settings),
     ]
     return "\n".join(sections)
@@ -154,10 +179,17 @@ def _defaults() -> str:
         "    timeout http-request 10s",
         "    timeout http-keep-alive 10s",
         "    timeout queue 5s",
+        # Wait for the whole request body before picking a server: HAProxy can replay a
+        # request (any retry but conn-failure) only if it was complete when sent
+        # (src/stconn.c drops TX_L7_RETRY while msg_state != HTTP_MSG_DONE), so without
+        # this a keyed POST whose body came in a second packet would not be retried.
+        "    option http-buffer-request",
         f"    retries {RETRIES}",
         "    option redispatch 1",
         # conn-failure: never reached the app. empty-response: the app died mid-request.
-        # response-timeout: the app hung. 503: the app is draining or not ready.
+        # response-timeout: the app hung. 503: the app is draining or not ready. All but
+        # conn-failure are "L7 retries", which each backend turns off for requests that
+        # are not safe to repeat (_retry_rules).
         "    retry-on conn-failure empty-response response-timeout 503",
     ])
 
@@ -188,6 +220,8 @@ def _web_frontend(settings: HaproxySettings) -> str:
         *(_https_lines(settings.bind_address, settings.tls) if settings.tls else []),
         "    option httplog",
         "    option dontlognull",
+        *([f"    use_backend {READ_BACKEND} if {{ method {' '.join(READ_METHODS)} }}"]
+          if settings.read_health_path else []),
         f"    default_backend {APP_BACKEND}",
     ])
 
@@ -211,7 +245,9 @@ def _https_lines(bind_address: str, tls: TlsTermination) -> list[str]:
     ]
 
 
-def _app_backend(settings: HaproxySettings) -> str:
+def _app_backend(settings: HaproxySettings, name: str, health_path: str, passive_check: str) -> str:
+    """Every app replica, checked on `health_path`; `passive_check` is what `observe`
+    counts of real traffic (layer7: failed connections and 5xx; layer4: connections)."""
     server_defaults = [
         "check",
         f"inter {settings.interval_ms}ms",
@@ -219,7 +255,7 @@ def _app_backend(settings: HaproxySettings) -> str:
         f"downinter {settings.interval_ms}ms",
         f"fall {settings.fall}",
         f"rise {settings.rise}",
-        "observe layer7",
+        f"observe {passive_check}",
         f"error-limit {CONSECUTIVE_ERRORS_TO_MARK_DOWN}",
         "on-error mark-down",
         # Start even while a replica's name does not resolve yet (its container is being
@@ -229,17 +265,39 @@ def _app_backend(settings: HaproxySettings) -> str:
     if settings.resolver:
         server_defaults += [f"resolvers {RESOLVERS_SECTION}", "resolve-prefer ipv4"]
     lines = [
-        f"backend {APP_BACKEND}",
+        f"backend {name}",
         # With roundrobin a failed connection is retried on the next server at once;
         # other algorithms first wait min(timeout connect, 1s) to retry the same one.
         "    balance roundrobin",
-        f"    option httpchk GET {settings.health_path}",
+        f"    option httpchk GET {health_path}",
         "    http-check expect status 200",
         f"    timeout check {settings.timeout_check_ms}ms",
+        *_retry_rules(settings),
+        # HAProxy's own 503 (no server up, e.g. no writer during a failover) tells the
+        # client when to come back, as the app's own 503 does.
+        f"    http-error status 503 content-type application/json "
+        f"string '{{\"error\":\"no replica can serve this request now\"}}' hdr Retry-After {WRITE_RETRY_AFTER_S}",
         f"    default-server {' '.join(server_defaults)}",
     ]
     lines += [f"    server {b.name} {b.address}:{b.port} check" for b in settings.backends]
     return _section(lines)
+
+
+def _retry_rules(settings: HaproxySettings) -> list[str]:
+    """Turn off every retry but conn-failure for a request not safe to repeat.
+
+    `disable-l7-retry` "disables any attempt to retry the request if it fails for any
+    other reason than a connection failure"; conn-failure is "the connection [...] failed
+    and the request could not be sent", so such a request never reached a replica.
+    https://docs.haproxy.org/3.0/configuration.html#4.2-http-request%20disable-l7-retry
+    """
+    safe = ["has_idempotency_key"]
+    lines = [f"    acl has_idempotency_key req.hdr({settings.idempotency_key_header}) -m len gt 0"]
+    if settings.idempotent_methods:
+        lines.append(f"    acl idempotent_method method {' '.join(settings.idempotent_methods)}")
+        safe.insert(0, "idempotent_method")
+    lines.append(f"    http-request disable-l7-retry unless {' || '.join(safe)}")
+    return lines
 
 
 def _stats_frontend(settings: HaproxySettings) -> str:

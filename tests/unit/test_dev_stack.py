@@ -16,6 +16,7 @@ from components.docker.load_balancer import CONFIG_FILE
 from components.docker.patroni import CONFIG_FILE as PATRONI_CONFIG_FILE
 from plan.engine import (
     PROJECT_DIR,
+    ProgramError,
     ProgramRun,
     RecordedResource,
     is_secret,
@@ -36,6 +37,7 @@ from tests.unit.mock_run import (
     env_of,
     upload,
 )
+from plan.report import resource_tree
 
 DEV_STACK = PROJECT_DIR / "Pulumi.dev.yaml"
 
@@ -176,10 +178,35 @@ def test_nfs_storage_is_mounted_in_every_replica():
         assert replica.inputs["volumes"] == [{"volumeName": "storage-shared", "containerPath": "/data", "readOnly": False}]
 
 
-def test_a_user_image_is_pulled_instead_of_built():
-    run = run_dev_with(app={"image": "ghcr.io/acme/shop:1.4.2", "replicas": 2})
+NGINX = {"image": "nginx:1.27.3", "port": 80, "healthPath": "/", "replicas": 2}
+NGINX_PROBE = ["curl", "-fsS", "http://127.0.0.1:80/"]
+
+
+def test_a_user_image_without_a_healthcheck_command_is_refused_in_one_line_with_an_example():
+    # The reference image's python probe would keep every nginx replica unhealthy on a
+    # real engine, and `pulumi up` would wait 120 s per replica and fail.
+    with pytest.raises(ProgramError) as refused:
+        run_dev_with(app=NGINX)
+    problems = str(refused.value).splitlines()[1:]
+    assert problems == [
+        'hastack: app.healthcheckCommand is required with app.image (nginx:1.27.3): the default probe runs python, '
+        'which only the reference image is known to have; give one your image runs, e.g. '
+        'healthcheckCommand: ["curl", "-fsS", "http://127.0.0.1:80/"]'
+    ]
+    assert refused.value.run.resources == []
+
+
+def test_a_user_image_is_pulled_and_every_replica_gets_its_own_probe_and_no_python(dev):
+    run = run_dev_with(app={**NGINX, "healthcheckCommand": NGINX_PROBE})
     assert run.of_type(BUILT_IMAGE) == []
-    assert "ghcr.io/acme/shop:1.4.2" in {r.inputs["name"] for r in run.of_type(REMOTE_IMAGE)}
+    assert "nginx:1.27.3" in {r.inputs["name"] for r in run.of_type(REMOTE_IMAGE)}
+    for replica in app_replicas(run):
+        assert replica.inputs["healthcheck"]["tests"] == ["CMD", *NGINX_PROBE]
+    # The plan shows which probe each replica gets: the user's, or the reference python one.
+    tree = "\n".join(resource_tree(run))
+    assert tree.count("healthcheck `curl -fsS http://127.0.0.1:80/`") == 2
+    assert "python" not in tree
+    assert "\n".join(resource_tree(dev)).count("healthcheck `python -c import urllib.request") == 2
 
 
 def test_a_stack_named_prod_protects_and_retains_every_data_volume():
