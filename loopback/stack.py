@@ -39,6 +39,7 @@ from typing import Literal, Protocol
 
 import psycopg
 
+from components.render.haproxy import APP_BACKEND, READ_BACKEND
 from components.render.postgres import REPLICATION_PASSWORD_ENV, replica_bootstrap_script
 
 from .app import AppProcess, app_cluster, database_url, start_app
@@ -50,8 +51,10 @@ from .postgres import SUPERUSER, PgCluster, as_postgres, remove_tree
 from .processes import process_tree
 from .replication import APP_DB, APP_USER, LoopbackDatabase, Passwords, loopback_database
 
-# The app's readiness path: the LB's health check, as in the shipped stacks.
+# The app's readiness paths: the LB's health checks, as in the shipped dev stack
+# (writes: a primary + storage; reads: any DB node + storage).
 HEALTH_PATH = "/readyz"
+READ_HEALTH_PATH = "/readyz/read"
 
 # How long a SIGTERMed app keeps serving while /readyz says 503, before it stops
 # accepting connections. It must outlast the LB's ejection of an unready server,
@@ -135,8 +138,10 @@ class LoopbackStack:
         return psycopg.connect(self.writer_url, password=self.db.passwords.app, connect_timeout=2, autocommit=True)
 
     def wait_all_up(self, deadline_s: float = 30.0) -> None:
-        for app in self.apps:
-            self.haproxy.wait_for_server(app.node_id, UP, deadline_s)
+        """Every app UP in both backends (writes and reads)."""
+        for backend in (APP_BACKEND, READ_BACKEND):
+            for app in self.apps:
+                self.haproxy.wait_for_server(app.node_id, UP, deadline_s, backend=backend)
 
     def promote_command(self, replica_index: int = 0) -> list[str]:
         """The runbook's manual failover, loopback form: `SELECT pg_promote()` through
@@ -239,7 +244,8 @@ def run_loopback_stack(app_replicas: int = 3, db_replicas: int = 1, *,
                                                      read_url=reader_url, extra_env=env))
             tls_bundle = db.certificates.bundle_file if tls else None
             haproxy = LoopbackHaproxy(loopback_settings({app.node_id: app.port for app in apps}, HEALTH_PATH,
-                                                        tls_bundle=tls_bundle), root)
+                                                        tls_bundle=tls_bundle, read_health_path=READ_HEALTH_PATH),
+                                      root)
             stack = LoopbackStack(root=root, storage=storage, db=db, apps=apps, haproxy=haproxy,
                                   writer_url=writer_url, reader_url=reader_url, app_env=env)
             running.enter_context(haproxy)

@@ -7,6 +7,7 @@ SIGTERM; `uvicorn --factory hastack_app.main:create_app` also works, without the
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import socket
@@ -21,11 +22,12 @@ from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import files, jobs, notes
+from . import deliveries, files, jobs, notes
 from .config import VERSION, Settings
 from .db import Database
 from .maintenance import Maintenance, lock_holder
 from .migrations import migrate
+from .writer import RETRY_AFTER_S, WriterHealth, WriterUnavailable, check_writer
 
 log = logging.getLogger("hastack_app")
 
@@ -54,11 +56,13 @@ class Runtime:
         self.db = Database(settings)
         self.worker = jobs.Worker(self.db)
         self.maintenance = Maintenance(self.db)
+        self.writer_health = WriterHealth(self.db)
         self.draining = False
 
     async def start(self) -> None:
         await migrate(self.db)
         await self.db.open()
+        self.writer_health.start()
         self.worker.start()
         self.maintenance.start()
         log.info("node %s ready to serve (version %s)", self.settings.node_id, VERSION)
@@ -73,6 +77,7 @@ class Runtime:
     async def stop(self) -> None:
         await self.begin_drain()
         await self.maintenance.stop()
+        await self.writer_health.stop()
         await self.db.close()
 
 
@@ -94,6 +99,30 @@ async def json_body(request: Request) -> dict:
     return body
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def needs_writer(handler):
+    """For endpoints that need the primary: answered 503 + Retry-After at once while no
+    primary is known (writer.py); a database error marks it down for the next requests.
+    A write carrying X-Request-Id is recorded (deliveries.py) before it runs."""
+
+    @functools.wraps(handler)
+    async def guarded(request: Request) -> Response:
+        state = runtime(request)
+        state.writer_health.require()
+        try:
+            request_id = request.headers.get(deliveries.REQUEST_ID_HEADER)
+            if request_id and request.method not in SAFE_METHODS:
+                await deliveries.record(state.db, request_id, request.method, request.url.path)
+            return await handler(request)
+        except psycopg.OperationalError as problem:  # includes PoolTimeout
+            state.writer_health.mark_down(problem)
+            raise
+
+    return guarded
+
+
 # ----------------------------------------------------------------- identity and health
 
 
@@ -108,20 +137,29 @@ async def livez(request: Request) -> JSONResponse:
     return JSONResponse({"live": True})
 
 
-async def _check_writer(db: Database, timeout_s: float) -> None:
-    async with db.writer.connection(timeout=timeout_s) as conn:
-        (in_recovery,) = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
-    if in_recovery:
-        raise RuntimeError("the writer URL reached a read-only standby")
+async def _check_any_node(db: Database, timeout_s: float) -> None:
+    """The reader URL (prefer-standby over every node) reaches some node, of either role."""
+    async with db.reader.connection(timeout=timeout_s) as conn:
+        await conn.execute("SELECT 1")
 
 
 async def readyz(request: Request) -> JSONResponse:
-    state = runtime(request)
+    """Ready for every request: the writer (a primary) and the shared storage answer."""
+    return await _readiness(runtime(request), check_writer)
+
+
+async def readyz_read(request: Request) -> JSONResponse:
+    """Ready for reads: any DB node and the shared storage answer. Stays 200 while no
+    primary exists, so the LB's read backend keeps serving GETs during a failover."""
+    return await _readiness(runtime(request), _check_any_node)
+
+
+async def _readiness(state: Runtime, check_database) -> JSONResponse:
     if state.draining:
         return JSONResponse({"ready": False, "reason": "shutting down"}, status_code=503)
     timeout = state.settings.ready_timeout_s
     checks = {
-        "database": _check_writer(state.db, timeout),
+        "database": check_database(state.db, timeout),
         "storage": asyncio.to_thread(files.probe, state.settings.storage_path, state.settings.node_id),
     }
     outcomes = await asyncio.gather(*(asyncio.wait_for(check, timeout) for check in checks.values()),
@@ -178,6 +216,7 @@ async def delete_file(request: Request) -> Response:
 # ----------------------------------------------------------------- notes
 
 
+@needs_writer
 async def create_note(request: Request) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
@@ -201,7 +240,7 @@ async def get_note(request: Request) -> Response:
         note_id = str(uuid.UUID(request.path_params["id"]))
     except ValueError:
         return error(404, "no such note")
-    note, source = await notes.get(runtime(request).db, note_id)
+    note, source = await notes.get(runtime(request).db, note_id, runtime(request).writer_health)
     if note is None:
         return error(404, "no such note")
     return JSONResponse(note, headers={"X-Read-From": source})
@@ -210,6 +249,7 @@ async def get_note(request: Request) -> Response:
 # ----------------------------------------------------------------- jobs
 
 
+@needs_writer
 async def create_jobs(request: Request) -> Response:
     try:
         body = await json_body(request)
@@ -226,10 +266,12 @@ async def create_jobs(request: Request) -> Response:
     return JSONResponse({"ids": ids, "batch": batch}, status_code=202)
 
 
+@needs_writer
 async def job_stats(request: Request) -> JSONResponse:
     return JSONResponse(await jobs.stats(runtime(request).db, request.query_params.get("batch")))
 
 
+@needs_writer
 async def get_job(request: Request) -> Response:
     try:
         job_id = str(uuid.UUID(request.path_params["id"]))
@@ -239,6 +281,7 @@ async def get_job(request: Request) -> Response:
     return error(404, "no such job") if job is None else JSONResponse(job)
 
 
+@needs_writer
 async def maintenance(request: Request) -> JSONResponse:
     state = runtime(request)
     return JSONResponse({"holds_lock": state.maintenance.holds_lock,
@@ -248,9 +291,18 @@ async def maintenance(request: Request) -> JSONResponse:
 # ----------------------------------------------------------------- wiring
 
 
+def unavailable(message: str) -> JSONResponse:
+    """503 with Retry-After: the client may retry, with its Idempotency-Key for a write."""
+    return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
-    return error(503, "database unavailable")
+    return unavailable("database unavailable")
+
+
+async def no_writer(request: Request, exc: Exception) -> JSONResponse:
+    return unavailable("no primary database right now (failover in progress); retry later")
 
 
 class ServedByMiddleware:
@@ -290,6 +342,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/", index),
             Route("/livez", livez),
             Route("/readyz", readyz),
+            Route("/readyz/read", readyz_read),
             # `:path` so a name with an (encoded) slash reaches the check and gets 400.
             Route("/files/{name:path}", put_file, methods=["PUT"]),
             Route("/files/{name:path}", get_file, methods=["GET"]),
@@ -302,7 +355,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/maintenance", maintenance),
         ],
         # Covers psycopg_pool.PoolTimeout too (a subclass): no connection in time.
-        exception_handlers={psycopg.OperationalError: database_unavailable},
+        exception_handlers={psycopg.OperationalError: database_unavailable, WriterUnavailable: no_writer},
         lifespan=lifespan,
     )
     app.add_middleware(ServedByMiddleware, node_id=settings.node_id)

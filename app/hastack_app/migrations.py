@@ -65,6 +65,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         CREATE INDEX job_completions_job ON job_completions (job_id);
     """),
+    (3, """
+        -- One row per write a replica received with an X-Request-Id (deliveries.py),
+        -- deliberately without a unique constraint: a repeated id is the evidence of a
+        -- request delivered twice.
+        CREATE TABLE request_deliveries (
+            request_id text NOT NULL,
+            method text NOT NULL,
+            path text NOT NULL,
+            node_id text NOT NULL,
+            received_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX request_deliveries_request ON request_deliveries (request_id);
+    """),
 ]
 
 

@@ -16,6 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from .db import Database
+from .writer import WriterHealth
 
 log = logging.getLogger("hastack_app.notes")
 
@@ -60,10 +61,11 @@ async def _find(pool, note_id: str) -> dict[str, Any] | None:
         return await cur.fetchone()
 
 
-async def get(db: Database, note_id: str) -> tuple[dict[str, Any] | None, str]:
+async def get(db: Database, note_id: str, writer: WriterHealth) -> tuple[dict[str, Any] | None, str]:
     """The note and which pool answered. Reads go to the reader, but a replica may not
     have the row yet (written a moment ago, replication is async) or may be down: then
-    the writer answers, so a client always reads its own writes."""
+    the writer answers, so a client always reads its own writes. While no primary
+    exists that fallback raises WriterUnavailable (a quick 503) rather than waiting."""
     if db.reader is not db.writer:
         try:
             note = await _find(db.reader, note_id)
@@ -71,4 +73,5 @@ async def get(db: Database, note_id: str) -> tuple[dict[str, Any] | None, str]:
                 return note, "reader"
         except psycopg.OperationalError as error:  # includes PoolTimeout
             log.warning("reader unavailable, reading from the writer: %s", error)
+    writer.require()
     return await _find(db.writer, note_id), "writer"

@@ -91,11 +91,29 @@ def test_dev_has_a_primary_and_one_replica_with_a_slot_each(dev):
     assert POSTGRES_IMAGES["16"] in images
 
 
-def test_dev_haproxy_actively_checks_both_replicas(dev):
-    assert haproxy_servers(dev) == ["app-0", "app-1"]
+def test_dev_haproxy_actively_checks_both_replicas_for_writes_and_for_reads(dev):
+    # Two backends over the same replicas: writes checked on /readyz, reads on /readyz/read.
+    assert haproxy_servers(dev) == ["app-0", "app-1"] * 2
     cfg = upload(dev.by_name("lb-haproxy"), CONFIG_FILE)
-    assert "option httpchk GET /readyz" in cfg
+    assert "option httpchk GET /readyz\n" in cfg and "option httpchk GET /readyz/read\n" in cfg
+    assert "use_backend app_read if { method GET HEAD OPTIONS }" in cfg
     assert all(" check" in line for line in cfg.splitlines() if line.strip().startswith("server "))
+
+
+def test_dev_haproxy_retries_after_reaching_a_replica_only_what_is_safe_to_repeat(dev):
+    cfg = upload(dev.by_name("lb-haproxy"), CONFIG_FILE)
+    rule = "http-request disable-l7-retry unless idempotent_method || has_idempotency_key"
+    assert cfg.count(rule) == 2, "one per backend"
+    assert "acl idempotent_method method GET HEAD OPTIONS" in cfg
+    assert "acl has_idempotency_key req.hdr(Idempotency-Key) -m len gt 0" in cfg
+    assert "option http-buffer-request" in cfg
+
+
+def test_retry_config_reaches_the_rendered_rules():
+    run = run_dev_with(loadBalancer={"retry": {"idempotentMethods": ["GET", "PUT"], "idempotencyKeyHeader": "X-Once"}})
+    cfg = upload(run.by_name("lb-haproxy"), CONFIG_FILE)
+    assert "acl idempotent_method method GET PUT" in cfg
+    assert "req.hdr(X-Once)" in cfg and "Idempotency-Key" not in cfg
 
 
 def test_dev_publishes_only_the_load_balancer_on_the_host(dev):

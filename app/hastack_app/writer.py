@@ -1,0 +1,77 @@
+"""Whether this replica can write right now, and the fast answer when it cannot.
+
+During a failover no primary exists for seconds (Patroni) or until an operator acts
+(manual). A write then cannot succeed, and waiting for the pool's connection timeout
+only turns a quick, retryable answer into a hung client. So a `WriterHealth` probes the
+writer every WRITER_PROBE_S, and requests that need the writer are answered at once with
+503 and `Retry-After` while it is known to be down. A request that finds it down first
+(the primary died since the last probe) marks it down for the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .db import Database
+
+log = logging.getLogger("hastack_app.writer")
+
+# How often the writer is probed, and how long one probe may take.
+WRITER_PROBE_S = 0.25
+WRITER_PROBE_TIMEOUT_S = 1.0
+# What a client is told to wait before retrying a write (HAProxy's own 503 says the same).
+RETRY_AFTER_S = 2
+
+
+class WriterUnavailable(Exception):
+    """No primary accepts writes through DATABASE_URL now."""
+
+
+async def check_writer(db: Database, timeout_s: float) -> None:
+    """Raise unless the writer URL reaches a primary within `timeout_s`."""
+    async with db.writer.connection(timeout=timeout_s) as conn:
+        (in_recovery,) = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
+    if in_recovery:
+        raise RuntimeError("the writer URL reached a read-only standby")
+
+
+class WriterHealth:
+    """The writer as last seen: `writable`, kept current by a background probe."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        # The app starts after its migrations wrote to the primary.
+        self.writable = True
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="writer-health")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def mark_down(self, why: BaseException) -> None:
+        if self.writable:
+            log.warning("writer unavailable, answering writes 503 until it is back: %s", why)
+        self.writable = False
+
+    def require(self) -> None:
+        if not self.writable:
+            raise WriterUnavailable()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(check_writer(self.db, WRITER_PROBE_TIMEOUT_S), WRITER_PROBE_TIMEOUT_S)
+                if not self.writable:
+                    log.info("writer available again")
+                self.writable = True
+            except asyncio.CancelledError:
+                raise
+            except Exception as problem:  # any failure means: do not send writes there
+                self.mark_down(problem)
+            await asyncio.sleep(WRITER_PROBE_S)
