@@ -95,6 +95,7 @@ def load_rps_figure(drill: str, report: LoadReport) -> Figure:
 class ReplicaCrashResult:
     victim: str
     load: LoadReport
+    killed_at: float
     ejection_s: float
     readd_s: float
     readded_at: float
@@ -134,7 +135,8 @@ def replica_crash(stack: LoopbackStack, victim_index: int = 1) -> ReplicaCrashRe
         stack.haproxy.wait_for_server(victim.node_id, UP, deadline_s=30)
         readded_at = time.monotonic()
         traffic.wait_for_requests(PHASE_REQUESTS)
-    return ReplicaCrashResult(victim.node_id, traffic.report, ejection_s, readded_at - restarted_at, readded_at)
+    return ReplicaCrashResult(victim.node_id, traffic.report, killed_at, ejection_s, readded_at - restarted_at,
+                              readded_at)
 
 
 # ----------------------------------------------------------------- 2. rolling restart

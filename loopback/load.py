@@ -1,9 +1,14 @@
 """A bounded, steady, mixed HTTP load against the stack on loopback, for the drills.
 
-Three kinds of request, in a fixed rotation:
+Four kinds of request, in a fixed rotation:
 - `get_index`: GET /
 - `get_note`:  GET /notes/{id} of a note this load created (read-your-writes)
-- `post_note`: POST /notes with a fresh Idempotency-Key
+- `post_note`: POST /notes with a fresh Idempotency-Key (the LB may retry it)
+- `post_note_unkeyed`: POST /notes without one, as most apps' writes are (it must never
+  reach two replicas; a failure mid-flight is the client's to see)
+
+Every POST carries a fresh X-Request-Id, which the app records per delivery
+(app/hastack_app/deliveries.py), so a drill can count requests delivered twice.
 
 The load runs in a background thread (so a drill can kill things meanwhile) at a fixed
 rate, and stops by itself after `max_requests` or `max_seconds`, whichever comes first.
@@ -31,11 +36,13 @@ from dataclasses import dataclass, field
 
 import httpx
 
-KINDS = ("get_index", "get_note", "post_note")
+KINDS = ("get_index", "get_note", "post_note", "post_note_unkeyed")
 GETS = ("get_index", "get_note")
-# Reads outnumber writes, as in most web apps: of every five requests, two are GET /,
-# two read a note, one creates one.
-ROTATION = ("get_index", "get_note", "post_note", "get_index", "get_note")
+POSTS = ("post_note", "post_note_unkeyed")
+# Reads outnumber writes, as in most web apps: of every six requests, two are GET /,
+# two read a note, two create one (with and without an idempotency key).
+ROTATION = ("get_index", "get_note", "post_note", "get_index", "get_note", "post_note_unkeyed")
+REQUEST_ID_HEADER = "X-Request-Id"
 # No request may hang a drill; the LB itself answers within its own timeouts.
 REQUEST_TIMEOUT_S = 10.0
 
@@ -52,6 +59,8 @@ class RequestResult:
     note_id: str | None = None
     # The replica that answered (its X-Served-By header), when one did.
     served_by: str | None = None
+    # POSTs: the X-Request-Id sent, under which the app records each delivery.
+    request_id: str | None = None
 
     @property
     def latency_s(self) -> float:
@@ -76,7 +85,14 @@ class LoadReport:
 
     def committed_note_ids(self) -> set[str]:
         """Notes whose creation the server acknowledged with 200/201."""
-        return {r.note_id for r in self.results if r.kind == "post_note" and r.ok and r.note_id}
+        return {r.note_id for r in self.results if r.kind in POSTS and r.ok and r.note_id}
+
+    def request_ids(self, kind: str) -> set[str]:
+        return {r.request_id for r in self.of(kind) if r.request_id}
+
+    def in_flight(self, kind: str, moment: float) -> list[RequestResult]:
+        """Requests of `kind` started before `moment` and not answered until after it."""
+        return [r for r in self.of(kind) if r.started <= moment <= r.ended]
 
     def latency_percentile_s(self, kind: str, percentile: float) -> float:
         return nearest_rank(percentile, [r.latency_s for r in self.of(kind) if r.ok])
@@ -186,24 +202,26 @@ class MixedLoad:
         if kind == "get_note" and not self._note_ids:
             kind = "post_note"  # nothing to read yet
         started = time.monotonic()
-        note_id = served_by = None
+        note_id = served_by = request_id = None
         try:
             if kind == "get_index":
                 response = await client.get("/")
             elif kind == "get_note":
                 response = await client.get(f"/notes/{random.choice(self._note_ids)}")
             else:
-                response = await client.post("/notes", json={"body": f"drill note {started}"},
-                                             headers={"Idempotency-Key": str(uuid.uuid4())})
+                request_id = str(uuid.uuid4())
+                key = {"Idempotency-Key": str(uuid.uuid4())} if kind == "post_note" else {}
+                response = await client.post("/notes", json={"body": f"drill note {request_id}"},
+                                             headers={REQUEST_ID_HEADER: request_id, **key})
             served_by = response.headers.get("x-served-by")
             ok = response.status_code in (200, 201)
             reason = None if ok else f"HTTP {response.status_code}: {response.text[:120]}"
-            if ok and kind == "post_note":
+            if ok and kind in POSTS:
                 note_id = response.json()["id"]
                 self._note_ids.append(note_id)
         except httpx.HTTPError as problem:
             ok, reason = False, f"{type(problem).__name__}: {problem}"
-        self.results.append(RequestResult(kind, started, time.monotonic(), ok, reason, note_id, served_by))
+        self.results.append(RequestResult(kind, started, time.monotonic(), ok, reason, note_id, served_by, request_id))
 
 
 def nearest_rank(percentile: float, values: list[float]) -> float:

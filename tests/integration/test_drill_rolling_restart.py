@@ -7,19 +7,21 @@ import json
 
 import pytest
 
-from loopback.drills import rolling_restart, submit_jobs
+from loopback.drills import submit_jobs
 from loopback.haproxy import UP
+from loopback.no_replay import rolling_restart_without_replay
 from loopback.stack import run_loopback_stack
 
 pytestmark = pytest.mark.integration
 
 
-def test_rolling_restart_fails_no_request_and_loses_no_job(loopback_stack):
-    result = rolling_restart(loopback_stack)
-    for figure in result.figures():
+def test_rolling_restart_fails_no_request_of_any_kind_replays_none_and_loses_no_job(loopback_stack):
+    result, replays = rolling_restart_without_replay(loopback_stack)
+    for figure in result.figures() + replays.figures():
         print(figure.json())
 
     assert result.failed_requests == 0, json.dumps(result.load.summary(), indent=1)
+    assert replays.delivered_twice == {}, replays.delivered_twice
     assert len(result.step_s) == len(loopback_stack.apps)
     stats = result.job_stats
     assert stats["by_status"] == {"queued": 0, "processing": 0, "done": result.jobs_submitted, "failed": 0}, stats

@@ -3,7 +3,10 @@ make targets, stack files, policy configs, local actions and reusable workflows.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +137,75 @@ def test_deploy_goes_dev_staging_prod_with_prod_behind_an_environment():
         step = next(s for s in jobs[stack]["steps"] if s.get("uses") == "./.github/actions/pulumi-stack")
         assert step["with"] == {**step["with"], "stack": stack, "command": "up"}
     assert workflow["concurrency"]["cancel-in-progress"] is False, "never cancel a running update"
+
+
+# ---------------------------------------------------------------- schema and the real-engine job
+
+
+def test_workflows_and_actions_match_githubs_schemas_without_downloading_anything():
+    # check-jsonschema vendors SchemaStore's GitHub schemas; a proxy that refuses every
+    # connection proves the check never fetched one.
+    offline = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    checker = str(Path(sys.executable).with_name("check-jsonschema"))
+    for schema, paths in (("vendor.github-workflows", WORKFLOWS), ("vendor.github-actions", ACTIONS)):
+        result = subprocess.run([checker, "--builtin-schema", schema, *map(str, paths)],
+                                capture_output=True, text=True, env=offline, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "ok -- validation done" in result.stdout
+
+
+def test_the_schema_check_can_fail():
+    broken = yaml.safe_dump({"on": {"pull_request": {}}, "jobs": {"x": {"runs-on": "ubuntu-latest", "steps": [{"rn": "oops"}]}}})
+    checker = str(Path(sys.executable).with_name("check-jsonschema"))
+    result = subprocess.run([checker, "--builtin-schema", "vendor.github-workflows", "-"], input=broken,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout
+
+
+def real_engine_steps() -> list[dict]:
+    job = load(REPO / ".github" / "workflows" / "pull-request.yml")["jobs"]["real-engine"]
+    assert job["needs"] == "test" and job["runs-on"] == "ubuntu-latest"
+    return job["steps"]
+
+
+def test_real_engine_job_deploys_verifies_kills_checks_replays_and_always_destroys():
+    steps = real_engine_steps()
+    runs = [step.get("run", "") for step in steps]
+
+    def index_of(text: str) -> int:
+        return next(i for i, run in enumerate(runs) if text in run)
+
+    order = [index_of(text) for text in ("pulumi login --local", "--secrets-provider passphrase",
+                                         "pulumi up -s dev --yes", "python -m verify ",
+                                         "python -m verify.engine_drill", "pulumi destroy -s dev --yes")]
+    assert order == sorted(order), "login, stack init, up, verify, kill drill, destroy"
+    assert "PULUMI_CONFIG_PASSPHRASE" in runs[index_of("pulumi login --local")], "the passphrase provider's secret"
+    destroy = steps[index_of("pulumi destroy")]
+    assert destroy["if"].startswith("always()"), "destroy runs even when a step before it failed"
+    # Only where Docker is present: every step after the probe is conditioned on it.
+    probe = next(i for i, step in enumerate(steps) if step.get("id") == "docker")
+    assert "docker info" in runs[probe]
+    assert all("steps.docker.outputs.present == 'true'" in step["if"] for step in steps[probe + 1:])
+
+
+def test_every_command_the_real_engine_job_calls_exists_in_the_project(dev_outputs):
+    text = "\n".join(step.get("run", "") for step in real_engine_steps())
+    modules = re.findall(r"python -m ([\w.]+)", text)
+    assert set(modules) == {"verify", "verify.engine_drill"}
+    for module in modules:
+        path = REPO / module.replace(".", "/")
+        assert (path / "__main__.py").is_file() or path.with_suffix(".py").is_file(), module
+    for output in re.findall(r"pulumi stack output (\w+)", text):
+        assert output in dev_outputs, f"the dev stack exports no {output!r}"
+    assert all(stack == "dev" for stack in re.findall(r"-s (\w+)", text)) and (REPO / "Pulumi.dev.yaml").is_file()
+    # The drill's flags as the job passes them parse.
+    from verify.engine_drill import parse_args
+    flags = re.search(r"python -m verify.engine_drill (.*)", text).group(1)
+    parsed = parse_args([re.sub(r'"\$.*"', "value", part) for part in re.findall(r'--\w+|"[^"]*"', flags)])
+    assert (parsed.kill, parsed.db) == ("value", "value")
+
+
+@pytest.fixture(scope="module")
+def dev_outputs() -> dict:
+    from plan.engine import run_stack_file
+    return run_stack_file(REPO / "Pulumi.dev.yaml").outputs
