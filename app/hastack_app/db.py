@@ -38,11 +38,14 @@ class Database:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.writer = self._pool(settings.database_url, "writer")
+        # A write waits less for a connection than a read: while no primary exists the
+        # wait can only end in a 503, which the client should get quickly (writer.py).
+        self.writer = self._pool(settings.database_url, "writer",
+                                 min(settings.db_write_wait_s, settings.db_connect_timeout_s))
         self.reader = (self.writer if settings.database_read_url == settings.database_url
-                       else self._pool(settings.database_read_url, "reader"))
+                       else self._pool(settings.database_read_url, "reader", settings.db_connect_timeout_s))
 
-    def _pool(self, conninfo: str, role: str) -> AsyncConnectionPool:
+    def _pool(self, conninfo: str, role: str, wait_s: float) -> AsyncConnectionPool:
         return AsyncConnectionPool(
             conninfo,
             min_size=1,
@@ -51,7 +54,7 @@ class Database:
             check=AsyncConnectionPool.check_connection,
             # A request waits this long for a connection before failing, rather than
             # queueing forever while the database is down.
-            timeout=self.settings.db_connect_timeout_s,
+            timeout=wait_s,
             reconnect_timeout=RECONNECT_RETRY_S,
             max_idle=60,
             open=False,

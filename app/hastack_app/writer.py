@@ -3,15 +3,19 @@
 During a failover no primary exists for seconds (Patroni) or until an operator acts
 (manual). A write then cannot succeed, and waiting for the pool's connection timeout
 only turns a quick, retryable answer into a hung client. So a `WriterHealth` probes the
-writer every WRITER_PROBE_S, and requests that need the writer are answered at once with
-503 and `Retry-After` while it is known to be down. A request that finds it down first
-(the primary died since the last probe) marks it down for the others.
+writer every WRITER_PROBE_S on a connection of its own (a dead primary fails the next
+query at once, and a reconnect to a dead host is refused at once), and requests that
+need the writer are answered at once with 503 and `Retry-After` while it is known to
+be down. A request that finds it down first (the primary died since the last probe)
+marks it down for the others; it waited at most DB_WRITE_WAIT_S for a connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+
+from psycopg import AsyncConnection
 
 from .db import Database
 
@@ -44,6 +48,7 @@ class WriterHealth:
         # The app starts after its migrations wrote to the primary.
         self.writable = True
         self._task: asyncio.Task | None = None
+        self._probe_connection: AsyncConnection | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="writer-health")
@@ -53,6 +58,7 @@ class WriterHealth:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        await self._drop_probe_connection()
 
     def mark_down(self, why: BaseException) -> None:
         if self.writable:
@@ -63,10 +69,22 @@ class WriterHealth:
         if not self.writable:
             raise WriterUnavailable()
 
+    async def _probe(self) -> None:
+        if self._probe_connection is None or self._probe_connection.closed:
+            self._probe_connection = await self.db.dedicated_connection("writer-probe")
+        (in_recovery,) = await (await self._probe_connection.execute("SELECT pg_is_in_recovery()")).fetchone()
+        if in_recovery:
+            raise RuntimeError("the writer URL reached a read-only standby")
+
+    async def _drop_probe_connection(self) -> None:
+        if self._probe_connection is not None:
+            await self._probe_connection.close()
+            self._probe_connection = None
+
     async def _run(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(check_writer(self.db, WRITER_PROBE_TIMEOUT_S), WRITER_PROBE_TIMEOUT_S)
+                await asyncio.wait_for(self._probe(), WRITER_PROBE_TIMEOUT_S)
                 if not self.writable:
                     log.info("writer available again")
                 self.writable = True
@@ -74,4 +92,5 @@ class WriterHealth:
                 raise
             except Exception as problem:  # any failure means: do not send writes there
                 self.mark_down(problem)
+                await self._drop_probe_connection()
             await asyncio.sleep(WRITER_PROBE_S)
