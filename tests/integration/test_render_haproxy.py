@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,62 +14,29 @@ import pytest
 from components.render.haproxy import Backend, HaproxySettings, render_haproxy_cfg
 from loopback.haproxy import DOWN, UP, LoopbackHaproxy, check_config, loopback_settings
 from loopback.ports import free_port, wait_until
+from loopback.recording_replica import WRITE_READY_PATH, DeathToken, ReceiptLog, RecordingReplica
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("haproxy_installed")]
 
-HEALTH_PATH = "/readyz"
+HEALTH_PATH = WRITE_READY_PATH  # what the stand-ins answer 200 or 503 on
 # HA target for ejection is 1 s; the default checks (500 ms, fall 2) need about 0.75 s.
 EJECTION_LIMIT_S = 1.5
 
 
-class FlippableApp:
-    """A tiny HTTP server: GET / answers with its name, GET /readyz with 200 or 503 as
-    `ready` says. Stands in for an app replica."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.ready = True
-        app = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status = 200 if self.path != HEALTH_PATH or app.ready else 503
-                body = app.name.encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        # HAProxy's checks reset the connection once they have the status line.
-        self.server.handle_error = lambda request, client_address: None
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        """Stop answering and close the listening socket: new connections are refused."""
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
-def two_apps() -> Iterator[list[FlippableApp]]:
-    apps = [FlippableApp(f"app-{index}") for index in range(2)]
+def two_apps() -> Iterator[list[RecordingReplica]]:
+    """Stand-ins for app replicas: GET / answers with the name, /readyz 200 or 503 as
+    `writer_ready` says (loopback/recording_replica.py)."""
+    apps = [RecordingReplica(f"app-{index}", ReceiptLog(), DeathToken()) for index in range(2)]
     try:
         yield apps
     finally:
         for app in apps:
-            if app.thread.is_alive():
-                app.stop()
+            app.stop()
 
 
 @pytest.fixture
-def balancer(two_apps: list[FlippableApp], tmp_path: Path) -> Iterator[LoopbackHaproxy]:
+def balancer(two_apps: list[RecordingReplica], tmp_path: Path) -> Iterator[LoopbackHaproxy]:
     settings = loopback_settings({app.name: app.port for app in two_apps}, HEALTH_PATH)
     with LoopbackHaproxy(settings, tmp_path) as lb:
         for app in two_apps:
@@ -83,6 +50,12 @@ def get(url: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
+
+
+def served_by(url: str) -> tuple[int, str]:
+    """(status, the replica that answered) for GET `url`."""
+    status, body = get(url)
+    return status, json.loads(body)["served_by"] if status == 200 else body
 
 
 @pytest.mark.parametrize("resolver", [None, "127.0.0.11:53"], ids=["loopback", "docker-dns"])
@@ -124,23 +97,23 @@ def test_haproxy_stats_port_serves_prometheus_metrics_and_its_own_health(balance
 
 
 def test_haproxy_balances_and_ejects_an_unready_server(balancer: LoopbackHaproxy,
-                                                       two_apps: list[FlippableApp]) -> None:
-    answered_by = {get(balancer.url + "/")[1] for _ in range(6)}
+                                                       two_apps: list[RecordingReplica]) -> None:
+    answered_by = {served_by(balancer.url + "/")[1] for _ in range(6)}
     assert answered_by == {"app-0", "app-1"}
 
-    two_apps[1].ready = False
+    two_apps[1].writer_ready = False
     ejection_s = balancer.wait_for_server("app-1", DOWN, deadline_s=5)
     print(f"haproxy ejection after /readyz turned 503: {ejection_s:.3f} s")
     assert ejection_s <= EJECTION_LIMIT_S
-    assert {get(balancer.url + "/") for _ in range(6)} == {(200, "app-0")}
+    assert {served_by(balancer.url + "/") for _ in range(6)} == {(200, "app-0")}
 
-    two_apps[1].ready = True
+    two_apps[1].writer_ready = True
     readd_s = balancer.wait_for_server("app-1", UP, deadline_s=5)
     print(f"haproxy re-add after /readyz turned 200: {readd_s:.3f} s")
 
 
 def test_haproxy_retries_a_dead_server_without_failing_requests(balancer: LoopbackHaproxy,
-                                                                 two_apps: list[FlippableApp]) -> None:
+                                                                 two_apps: list[RecordingReplica]) -> None:
     # Until app-1 is marked down, roundrobin still sends it requests; each must be
     # retried on app-0 instead of failing.
     results: list[tuple[int, str]] = []
@@ -154,7 +127,7 @@ def test_haproxy_retries_a_dead_server_without_failing_requests(balancer: Loopba
     load.start()
     try:
         wait_until(lambda: len(results) >= 10, deadline_s=5, what="load is flowing")
-        two_apps[1].stop()
+        two_apps[1].kill()
         ejection_s = balancer.wait_for_server("app-1", DOWN, deadline_s=5)
         sent_at_ejection = len(results)
         wait_until(lambda: len(results) >= sent_at_ejection + 10, deadline_s=5, what="load after ejection")
