@@ -21,6 +21,7 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from .background import BackgroundTask
 from .db import Database
 
 log = logging.getLogger("hastack_app.jobs")
@@ -74,24 +75,19 @@ async def stats(db: Database, batch: str | None) -> dict[str, Any]:
             "done_by_node": by_node, "completed_more_than_once": completed_more_than_once}
 
 
-class Worker:
+class Worker(BackgroundTask):
     """Claims and runs jobs until stopped. One per replica."""
+
+    task_name = "job-worker"
 
     def __init__(self, db: Database):
         self.db = db
         self.node_id = db.settings.node_id
         self.current: ClaimedJob | None = None
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="job-worker")
 
     async def stop(self) -> None:
         """Stop claiming and hand the job in flight back to the queue. Idempotent."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._cancel()
         if self.current is not None:
             await self._release(self.current)
             self.current = None

@@ -14,6 +14,7 @@ import logging
 
 from psycopg import AsyncConnection
 
+from .background import BackgroundTask
 from .db import Database
 from .jobs import reclaim_stale
 from .locks import MAINTENANCE_LOCK
@@ -23,21 +24,16 @@ log = logging.getLogger("hastack_app.maintenance")
 _LOCK_CLASSID, _LOCK_OBJID = MAINTENANCE_LOCK >> 32, MAINTENANCE_LOCK & 0xFFFFFFFF
 
 
-class Maintenance:
+class Maintenance(BackgroundTask):
+    task_name = "maintenance"
+
     def __init__(self, db: Database):
         self.db = db
         self.holds_lock = False
         self._conn: AsyncConnection | None = None
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="maintenance")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._cancel()
         await self._disconnect()  # releases the lock for the next replica at once
 
     async def _run(self) -> None:

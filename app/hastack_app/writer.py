@@ -17,6 +17,7 @@ import logging
 
 from psycopg import AsyncConnection
 
+from .background import BackgroundTask
 from .db import Database
 
 log = logging.getLogger("hastack_app.writer")
@@ -40,24 +41,19 @@ async def check_writer(db: Database, timeout_s: float) -> None:
         raise RuntimeError("the writer URL reached a read-only standby")
 
 
-class WriterHealth:
+class WriterHealth(BackgroundTask):
     """The writer as last seen: `writable`, kept current by a background probe."""
+
+    task_name = "writer-health"
 
     def __init__(self, db: Database):
         self.db = db
         # The app starts after its migrations wrote to the primary.
         self.writable = True
-        self._task: asyncio.Task | None = None
         self._probe_connection: AsyncConnection | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="writer-health")
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._cancel()
         await self._drop_probe_connection()
 
     def mark_down(self, why: BaseException) -> None:
