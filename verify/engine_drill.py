@@ -5,7 +5,7 @@ For a real Docker engine (the pull-request workflow's `real-engine` job): the sa
 and the same replay check as the loopback drills (loopback/load.py, loopback/no_replay.py),
 against the containers `pulumi up -s dev` made.
 
-    uv run python -m verify.engine_drill --url http://127.0.0.1:8080 \\
+    uv run python -m verify.engine_drill --url https://127.0.0.1:8443 --cacert ca.pem \\
         --kill <app container> --db <db-primary container>
 
 Exit 0 when 0 GETs and 0 keyed POSTs failed, no more unkeyed POSTs failed than were in
@@ -32,7 +32,8 @@ DOCKER_TIMEOUT_S = 60
 
 def parse_args(argv: list[str] | None):
     parser = OneLineArgumentParser(prog="python -m verify.engine_drill", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True, help="the LB on 127.0.0.1, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--url", required=True, help="the LB on 127.0.0.1, e.g. https://127.0.0.1:8443")
+    parser.add_argument("--cacert", metavar="FILE", help="the CA that signed the LB's certificate (output caCertificate)")
     parser.add_argument("--kill", required=True, metavar="CONTAINER", help="the app container to SIGKILL")
     parser.add_argument("--db", required=True, metavar="CONTAINER", help="the primary's container (deliveries are read there)")
     parser.add_argument("--database", default="app", help="the app's database (database.name)")
@@ -59,7 +60,7 @@ def recorded_deliveries(db_container: str, database: str) -> dict[str, list[str]
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with MixedLoad(args.url, max_requests=int(LOAD_RATE_PER_S * LOAD_MAX_SECONDS), max_seconds=LOAD_MAX_SECONDS,
-                   rate_per_s=LOAD_RATE_PER_S) as traffic:
+                   rate_per_s=LOAD_RATE_PER_S, ca_file=args.cacert) as traffic:
         traffic.wait_for_requests(PHASE_REQUESTS)
         killed_at = time.monotonic()
         docker("kill", "--signal", "KILL", args.kill)

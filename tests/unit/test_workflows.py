@@ -189,7 +189,8 @@ def test_real_engine_job_deploys_verifies_kills_checks_replays_and_always_destro
 
 
 def test_every_command_the_real_engine_job_calls_exists_in_the_project(dev_outputs):
-    text = "\n".join(step.get("run", "") for step in real_engine_steps())
+    # Continued lines (a trailing backslash) read as one command.
+    text = "\n".join(step.get("run", "") for step in real_engine_steps()).replace("\\\n", " ")
     modules = re.findall(r"python -m ([\w.]+)", text)
     assert set(modules) == {"verify", "verify.engine_drill"}
     for module in modules:
@@ -201,8 +202,8 @@ def test_every_command_the_real_engine_job_calls_exists_in_the_project(dev_outpu
     # The drill's flags as the job passes them parse.
     from verify.engine_drill import parse_args
     flags = re.search(r"python -m verify.engine_drill (.*)", text).group(1)
-    parsed = parse_args([re.sub(r'"\$.*"', "value", part) for part in re.findall(r'--\w+|"[^"]*"', flags)])
-    assert (parsed.kill, parsed.db) == ("value", "value")
+    parsed = parse_args([re.sub(r'^"\$.*"$', "value", part) for part in re.findall(r'--\w+|"[^"]*"', flags)])
+    assert (parsed.kill, parsed.db, parsed.cacert) == ("value", "value", "value")
 
 
 @pytest.fixture(scope="module")
