@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_render_haproxy import FlippableApp
 
 from components.render.haproxy import render_haproxy_cfg
 from loopback.binaries import find
 from loopback.certificates import LoopbackCertificates, issue_loopback_certificates
 from loopback.haproxy import UP, LoopbackHaproxy, check_config, loopback_settings
+from loopback.recording_replica import DeathToken, ReceiptLog, RecordingReplica
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("haproxy_installed")]
 
@@ -31,7 +31,7 @@ def certificates(tmp_path: Path) -> LoopbackCertificates:
 
 @pytest.fixture
 def https_balancer(certificates: LoopbackCertificates, tmp_path: Path) -> Iterator[LoopbackHaproxy]:
-    backend = FlippableApp("app-0")
+    backend = RecordingReplica("app-0", ReceiptLog(), DeathToken())
     try:
         settings = loopback_settings({"app-0": backend.port}, "/readyz", tls_bundle=certificates.bundle_file)
         with LoopbackHaproxy(settings, tmp_path) as lb:
@@ -74,7 +74,7 @@ def test_https_answers_reach_the_app_and_carry_hsts(https_balancer, certificates
     context = ssl.create_default_context(cafile=str(certificates.ca_file))
     response = httpx.get(https_balancer.url + "/", verify=context, timeout=5)
     assert response.status_code == 200
-    assert response.text == "app-0"
+    assert response.json()["served_by"] == "app-0"
     assert response.headers["strict-transport-security"] == f"max-age={https_balancer.settings.tls.hsts_max_age_s}"
 
 
@@ -87,7 +87,7 @@ def test_plain_http_redirects_to_the_published_https_port_keeping_path_and_metho
     # Followed by a client that trusts the stack CA, it lands on the app over HTTPS.
     assert httpx.get(https_balancer.http_url + "/", headers={"Host": "127.0.0.1"}, follow_redirects=True,
                      verify=ssl.create_default_context(cafile=str(certificates.ca_file)),
-                     timeout=5).text == "app-0"
+                     timeout=5).json()["served_by"] == "app-0"
 
 
 @pytest.mark.parametrize("public_port, location", [(443, "https://shop.example.com/a"), (9443, "https://shop.example.com:9443/a")])
