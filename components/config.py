@@ -43,6 +43,13 @@ POSTGRES_IMAGES = {
 HAPROXY_IMAGE = "haproxy:3.0.12-bookworm"
 # The DCS of `database.failover: patroni` on Docker (the etcd v3 API Patroni 3 speaks).
 ETCD_IMAGE = "quay.io/coreos/etcd:v3.5.17"
+# Monitoring on the self-hosted platforms: the same minor releases Debian bookworm ships
+# and CI runs (promtool, amtool, postgres_exporter, node_exporter), so the rules are tested
+# against the metric names the containers export (docs/monitoring.md).
+PROMETHEUS_IMAGE = "prom/prometheus:v2.42.0"
+ALERTMANAGER_IMAGE = "prom/alertmanager:v0.25.0"
+POSTGRES_EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.11.1"
+NODE_EXPORTER_IMAGE = "prom/node-exporter:v1.5.0"
 
 # Azure Database for PostgreSQL Flexible Server majors we allow for managed mode.
 MANAGED_POSTGRES_VERSIONS = ("15", "16", "17")
@@ -580,6 +587,124 @@ class AzureConfig(_Model):
         return value
 
 
+# ---------------------------------------------------------------- monitoring
+
+Severity = Literal["critical", "warning"]
+HTTP_URL = re.compile(r"^https?://[^\s/]+\S*$")
+HOST_PORT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*:\d{1,5}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class _Receiver(_Model):
+    # Which alert severities reach this receiver.
+    severities: list[Severity] = Field(default_factory=lambda: ["critical", "warning"])
+
+    @field_validator("severities")
+    @classmethod
+    def _some_severity(cls, value: list[str]) -> list[str]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("severities must be a non-empty list of distinct values: critical, warning")
+        return value
+
+
+class WebhookReceiverConfig(_Receiver):
+    """Alertmanager's webhook (JSON POST); on Azure an action-group webhook receiver."""
+
+    # May carry a token: kept as a Pulumi secret (set it with `pulumi config set --secret --path`).
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not HTTP_URL.match(value):
+            raise ValueError("url must be an http:// or https:// URL")
+        return value
+
+
+class EmailReceiverConfig(_Receiver):
+    """Alertmanager's email notifier; on Azure an action-group email receiver."""
+
+    to: str
+    # Docker/Swarm only (Azure sends from its own address): sender, SMTP relay and login.
+    sender: str | None = None
+    smarthost: str | None = None
+    auth_username: str | None = None
+    # Kept as a Pulumi secret.
+    auth_password: str | None = None
+    require_tls: bool = True
+
+    @field_validator("to", "sender")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL.match(value):
+            raise ValueError("must be an email address")
+        return value
+
+    @field_validator("smarthost")
+    @classmethod
+    def _smarthost(cls, value: str | None) -> str | None:
+        if value is not None and not HOST_PORT.match(value):
+            raise ValueError("smarthost must be host:port, e.g. smtp.example.com:587")
+        return value
+
+    @model_validator(mode="after")
+    def _login_pair(self) -> EmailReceiverConfig:
+        if (self.auth_username is None) != (self.auth_password is None):
+            raise ValueError("authUsername and authPassword go together")
+        return self
+
+
+class SlackReceiverConfig(_Receiver):
+    """Alertmanager's Slack notifier (an incoming-webhook URL). Docker/Swarm only."""
+
+    # The incoming-webhook URL is the credential: kept as a Pulumi secret.
+    api_url: str
+    channel: str | None = None
+
+    @field_validator("api_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://") or not HTTP_URL.match(value):
+            raise ValueError("apiUrl must be an https:// Slack incoming-webhook URL")
+        return value
+
+
+class ReceiversConfig(_Model):
+    """Where alerts go. Unset: nowhere but Alertmanager's own UI and API (Azure: azure.alertEmail)."""
+
+    webhook: WebhookReceiverConfig | None = None
+    email: EmailReceiverConfig | None = None
+    slack: SlackReceiverConfig | None = None
+
+    @property
+    def configured(self) -> bool:
+        return any((self.webhook, self.email, self.slack))
+
+
+class MonitoringConfig(_Model):
+    """Prometheus, Alertmanager and exporters on the self-hosted platforms; receivers on every platform."""
+
+    enabled: bool = True
+    scrape_interval_s: int = Field(15, ge=1, le=300)
+    evaluation_interval_s: int = Field(15, ge=1, le=300)
+    retention_days: int = Field(15, ge=1, le=3650)
+    # Host ports, published on 127.0.0.1 of the engine host only.
+    prometheus_port: Port = 9090
+    alertmanager_port: Port = 9093
+    # The newest backup may be this old before PostgresBackupTooOld fires: the backup
+    # schedule's interval plus slack (default: daily differentials plus 2 h).
+    backup_max_age_hours: int = Field(26, ge=1, le=24 * 60)
+    # Where the rules' runbook_url annotations point; each alert appends `#<its anchor>`.
+    runbook_base_url: str = "docs/runbooks.md"
+    receivers: ReceiversConfig = Field(default_factory=ReceiversConfig)
+
+    @model_validator(mode="after")
+    def _ports(self) -> MonitoringConfig:
+        if self.prometheus_port == self.alertmanager_port:
+            raise ValueError(f"prometheusPort and alertmanagerPort must differ (both {self.prometheus_port})")
+        return self
+
+
 # ---------------------------------------------------------------- the stack
 
 
@@ -596,6 +721,7 @@ class StackConfig(_Model):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     docker: DockerConfig = Field(default_factory=DockerConfig)
     azure: AzureConfig = Field(default_factory=AzureConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     @model_validator(mode="after")
     def _platform_rules(self) -> StackConfig:
@@ -668,6 +794,23 @@ class StackConfig(_Model):
     def restoring_azure_server(self) -> bool:
         """An Azure restore run: the server comes from a backup, single-instance, without replicas."""
         return self.platform == "azure" and self.database.restore is not None
+
+    @model_validator(mode="after")
+    def _monitoring_ports(self) -> StackConfig:
+        """The monitoring ports share the engine host with the load balancer's."""
+        if self.platform == "azure" or not self.monitoring.enabled:
+            return self
+        taken = {"loadBalancer.port": self.load_balancer.port, "loadBalancer.statsPort": self.load_balancer.stats_port}
+        for key, port in {"prometheusPort": self.monitoring.prometheus_port,
+                          "alertmanagerPort": self.monitoring.alertmanager_port}.items():
+            clash = [name for name, used in taken.items() if used == port]
+            if clash:
+                raise ValueError(f"monitoring.{key} ({port}) is already {clash[0]}; pick a free host port")
+        email = self.monitoring.receivers.email
+        if email is not None and (email.sender is None or email.smarthost is None):
+            raise ValueError("monitoring.receivers.email needs sender and smarthost on the self-hosted platforms "
+                             "(Alertmanager sends the mail itself)")
+        return self
 
     @property
     def health_check_path(self) -> str:

@@ -11,6 +11,7 @@ Usage:
     secrets.db_superuser_password     # Output[str], secret
     secrets.db_replication_password   # Output[str], secret (self-hosted DB only, else None)
     secrets.db_app_password           # Output[str], secret
+    secrets.db_monitor_password       # Output[str], secret (self-hosted monitoring only, else None)
     secrets.app_secrets["JWT_SECRET"] # Output[str], secret
 """
 
@@ -34,6 +35,8 @@ class StackSecretsArgs:
     # A self-hosted PostgreSQL has a replication role besides the superuser and the
     # app's role; a managed server replicates by itself, so it gets no replication password.
     self_hosted_database: bool = True
+    # postgres_exporter's pg_monitor role, when the stack runs its own monitoring.
+    database_monitoring: bool = False
 
 
 class StackSecrets(pulumi.ComponentResource):
@@ -42,6 +45,7 @@ class StackSecrets(pulumi.ComponentResource):
     db_superuser_password: pulumi.Output[str]
     db_replication_password: pulumi.Output[str] | None
     db_app_password: pulumi.Output[str]
+    db_monitor_password: pulumi.Output[str] | None
     app_secrets: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: StackSecretsArgs, opts: pulumi.ResourceOptions | None = None):
@@ -50,6 +54,9 @@ class StackSecrets(pulumi.ComponentResource):
         self.db_superuser_password = self._generate("db-superuser")
         self.db_replication_password = self._generate("db-replication") if args.self_hosted_database else None
         self.db_app_password = self._generate("db-app")
+        self.db_monitor_password = (
+            self._generate("db-monitor") if args.self_hosted_database and args.database_monitoring else None
+        )
         self.app_secrets = {
             secret_name: self._generate(f"app-{secret_name.lower().replace('_', '-')}")
             for secret_name in args.app_secret_names
@@ -59,6 +66,7 @@ class StackSecrets(pulumi.ComponentResource):
                 "dbSuperuserPassword": self.db_superuser_password,
                 "dbReplicationPassword": self.db_replication_password,
                 "dbAppPassword": self.db_app_password,
+                "dbMonitorPassword": self.db_monitor_password,
                 "appSecrets": self.app_secrets,
             }
         )

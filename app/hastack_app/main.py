@@ -26,6 +26,7 @@ from . import deliveries, files, jobs, notes
 from .config import VERSION, Settings
 from .db import Database
 from .maintenance import Maintenance, lock_holder
+from .metrics import RequestMetrics, RequestMetricsMiddleware
 from .migrations import migrate
 from .writer import RETRY_AFTER_S, WriterHealth, WriterUnavailable, check_writer
 
@@ -327,6 +328,7 @@ class ServedByMiddleware:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    metrics = RequestMetrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -353,10 +355,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/jobs/stats", job_stats),
             Route("/jobs/{id}", get_job),
             Route("/maintenance", maintenance),
+            Route("/metrics", metrics.endpoint),
         ],
         # Covers psycopg_pool.PoolTimeout too (a subclass): no connection in time.
         exception_handlers={psycopg.OperationalError: database_unavailable, WriterUnavailable: no_writer},
         lifespan=lifespan,
     )
     app.add_middleware(ServedByMiddleware, node_id=settings.node_id)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

@@ -162,6 +162,9 @@ class PostgresCluster(pulumi.ComponentResource):
     writer_url: pulumi.Output[str]
     reader_url: pulumi.Output[str]
     node_names: pulumi.Output[list[str]]
+    # Each node's DNS alias on the private network and its data volume, in the same order.
+    node_aliases: list[str]
+    data_volume_names: list[pulumi.Output[str]]
 
     def _publish(
         self,
@@ -178,6 +181,8 @@ class PostgresCluster(pulumi.ComponentResource):
         self.reader_endpoints = reader_endpoints
         self.writer_url, self.reader_url = connection_urls(user, password, every_node, database)
         self.node_names = pulumi.Output.all(*[node.name for node in nodes])
+        self.node_aliases = [endpoint.rsplit(":", 1)[0] for endpoint in every_node]
+        self.data_volume_names = [node.volumes.apply(lambda volumes: volumes[0].volume_name) for node in nodes]
         self.register_outputs(
             {
                 "writerEndpoint": self.writer_endpoint,

@@ -32,6 +32,7 @@ from components.docker.common import (
 )
 from components.render.postgres import (
     APP_DB_PASSWORD_ENV,
+    MONITOR_DB_PASSWORD_ENV,
     REPLICATION_PASSWORD_ENV,
     PrimarySettings,
     ReplicaSettings,
@@ -67,6 +68,8 @@ class DatabaseArgs:
     protect: bool
     # Signs the nodes' server certificate; the app verifies it with the same CA.
     certificate_authority: StackCertificateAuthority
+    # Set: the primary's init script creates postgres_exporter's pg_monitor role with it.
+    monitor_password: pulumi.Input[str] | None = None
 
 
 class Database(PostgresCluster):
@@ -89,6 +92,7 @@ class Database(PostgresCluster):
             app_user=config.user,
             port=POSTGRES_PORT,
             tls=POSTGRES_TLS,
+            monitoring_role=args.monitor_password is not None,
         )
         roles = ["primary", *(f"replica-{index}" for index in range(config.replicas))]
         certificate = args.certificate_authority.issue(
@@ -112,6 +116,7 @@ class Database(PostgresCluster):
                 env_entry("POSTGRES_PASSWORD", args.superuser_password),
                 env_entry(REPLICATION_PASSWORD_ENV, args.replication_password),
                 env_entry(APP_DB_PASSWORD_ENV, args.app_password),
+                *([env_entry(MONITOR_DB_PASSWORD_ENV, args.monitor_password)] if args.monitor_password is not None else []),
                 f"PGDATA={self._layout.pgdata}",
             ],
             extra_uploads=[

@@ -39,6 +39,7 @@ from components.render.patroni import (
 )
 from components.render.postgres import (
     APP_DB_PASSWORD_ENV,
+    MONITOR_DB_PASSWORD_ENV,
     PrimarySettings,
     replica_slot_name,
 )
@@ -80,6 +81,8 @@ class PatroniDatabaseArgs:
     depends_on: list[pulumi.Resource]
     # Signs the members' server certificate; the app verifies it with the same CA.
     certificate_authority: StackCertificateAuthority
+    # Set: the post-bootstrap script creates postgres_exporter's pg_monitor role with it.
+    monitor_password: pulumi.Input[str] | None = None
 
 
 class PatroniDatabase(PostgresCluster):
@@ -100,6 +103,7 @@ class PatroniDatabase(PostgresCluster):
             app_user=config.user,
             port=POSTGRES_PORT,
             tls=POSTGRES_TLS,
+            monitoring_role=args.monitor_password is not None,
         )
         aliases = [f"{name}-{index}" for index in range(1 + config.replicas)]
         # One certificate naming every member: any of them may lead.
@@ -108,11 +112,12 @@ class PatroniDatabase(PostgresCluster):
         post_bootstrap = docker.ContainerUploadArgs(
             file=POST_BOOTSTRAP_SCRIPT, content=patroni_post_bootstrap_script(database), permissions="0755"
         )
-        # Patroni reads the first two itself; the post-bootstrap script reads the third.
+        # Patroni reads the first two itself; the post-bootstrap script reads the others.
         envs = [
             env_entry(SUPERUSER_PASSWORD_ENV, args.superuser_password),
             env_entry(REPLICATION_PASSWORD_ENV, args.replication_password),
             env_entry(APP_DB_PASSWORD_ENV, args.app_password),
+            *([env_entry(MONITOR_DB_PASSWORD_ENV, args.monitor_password)] if args.monitor_password is not None else []),
         ]
 
         members: list[docker.Container] = []

@@ -15,11 +15,15 @@ from components.docker.app import App, AppArgs
 from components.docker.common import PostgresCluster, database_ca_upload
 from components.docker.database import Database, DatabaseArgs
 from components.docker.etcd import Etcd, EtcdArgs
-from components.docker.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.docker.load_balancer import STATS_PORT, LoadBalancer, LoadBalancerArgs
+from components.docker.monitoring import Monitoring, MonitoringArgs
 from components.docker.network import Network, NetworkArgs
 from components.docker.patroni import PatroniDatabase, PatroniDatabaseArgs
 from components.docker.storage import Storage, StorageArgs
 from components.secrets import StackSecrets, StackSecretsArgs
+
+# The load balancer's component name, which is also its alias on the private network.
+LOAD_BALANCER = "lb"
 
 
 def engine_options(host: str | None) -> pulumi.ResourceOptions | None:
@@ -83,6 +87,7 @@ def self_hosted_database(
                 app_password=secrets.db_app_password,
                 protect=config.protect,
                 certificate_authority=ca,
+                monitor_password=secrets.db_monitor_password,
             ),
             engine,
         )
@@ -100,6 +105,7 @@ def self_hosted_database(
             protect=config.protect,
             depends_on=[etcd],
             certificate_authority=ca,
+            monitor_password=secrets.db_monitor_password,
         ),
         engine,
     )
@@ -109,7 +115,10 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
     """Declare the whole Docker stack and return its stack outputs."""
     engine = engine_options(config.docker.host)
     address = published_host(config.docker.host)
-    secrets = StackSecrets("secrets", StackSecretsArgs(app_secret_names=config.app.generated_secrets))
+    monitoring = config.monitoring.enabled
+    secrets = StackSecrets(
+        "secrets", StackSecretsArgs(app_secret_names=config.app.generated_secrets, database_monitoring=monitoring)
+    )
     ca = StackCertificateAuthority("ca")
     network = Network("network", NetworkArgs(subnet=config.docker.subnet), engine)
     storage = Storage("storage", StorageArgs(config=config.storage, protect=config.protect), engine)
@@ -130,7 +139,7 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
         engine,
     )
     load_balancer = LoadBalancer(
-        "lb",
+        LOAD_BALANCER,
         LoadBalancerArgs(
             config=config.load_balancer,
             network_name=network.name,
@@ -143,7 +152,7 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
         ),
         engine,
     )
-    return {
+    outputs = {
         "url": f"https://{address}:{load_balancer.tls_port}" if load_balancer.tls_port else f"http://{address}:{load_balancer.port}",
         # What the database's (and, without a configured certificate, HAProxy's)
         # certificate is signed by: trust it to verify them. Public.
@@ -157,3 +166,23 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
         "databaseReadUrl": database.reader_url,
         "storageVolume": storage.volume_name,
     }
+    if monitoring:
+        monitors = Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                config=config.monitoring,
+                database=config.database,
+                network_name=network.name,
+                db_nodes=database.node_aliases,
+                db_data_volumes=database.data_volume_names,
+                haproxy_metrics=f"{LOAD_BALANCER}:{STATS_PORT}",
+                app_targets=[f"{alias}:{app.port}" for alias in app.aliases],
+                monitor_password=secrets.db_monitor_password,
+                protect=config.protect,
+                depends_on=[database],
+            ),
+            engine,
+        )
+        # Published on the engine host's loopback: from elsewhere, `ssh -L 9090:127.0.0.1:9090 <engine host>`.
+        outputs |= {"prometheusUrl": monitors.prometheus_url, "alertmanagerUrl": monitors.alertmanager_url}
+    return outputs

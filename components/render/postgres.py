@@ -18,12 +18,15 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from .postgres_exporter import monitor_role_sql
+
 REPLICATION_ROLE = "replicator"
 SUPERUSER = "postgres"
 
 # Env var names the scripts read passwords from.
 REPLICATION_PASSWORD_ENV = "REPLICATION_PASSWORD"
 APP_DB_PASSWORD_ENV = "APP_DB_PASSWORD"
+MONITOR_DB_PASSWORD_ENV = "MONITOR_DB_PASSWORD"
 
 # Lines the replica bootstrap script prints, so logs (and tests) show which path it took.
 BOOTSTRAP_MARKER = "hastack-replica: taking a base backup"
@@ -90,6 +93,8 @@ class PrimarySettings:
     port: int = 5432
     listen_addresses: str = "*"
     tls: ServerTls = field(kw_only=True)
+    # Create postgres_exporter's pg_monitor role (password from $MONITOR_DB_PASSWORD).
+    monitoring_role: bool = False
 
     def __post_init__(self) -> None:
         for slot in self.replica_slots:
@@ -180,11 +185,15 @@ CREATE ROLE {REPLICATION_ROLE} WITH LOGIN REPLICATION PASSWORD :'replication_pas
 
 
 def app_database_sql(s: PrimarySettings) -> str:
-    """psql input creating the app's role (password from $APP_DB_PASSWORD) and database."""
+    """psql input creating the app's role (password from $APP_DB_PASSWORD) and database,
+    and with `monitoring_role` the exporter's role (password from $MONITOR_DB_PASSWORD)."""
+    monitoring = (f"\\getenv monitor_password {MONITOR_DB_PASSWORD_ENV}\n{monitor_role_sql('monitor_password')}"
+                  if s.monitoring_role else "")
     return (
         f"\\getenv app_password {APP_DB_PASSWORD_ENV}\n"
         f"CREATE ROLE {s.app_user} WITH LOGIN PASSWORD :'app_password';\n"
         f"CREATE DATABASE {s.app_db} OWNER {s.app_user};\n"
+        f"{monitoring}"
     )
 
 

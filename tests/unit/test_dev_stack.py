@@ -116,10 +116,14 @@ def test_retry_config_reaches_the_rendered_rules():
     assert "req.hdr(X-Once)" in cfg and "Idempotency-Key" not in cfg
 
 
-def test_dev_publishes_only_the_load_balancer_on_the_host(dev):
+def test_dev_publishes_the_load_balancer_on_the_host_and_monitoring_on_its_loopback_only(dev):
     published = {c.name: c.inputs["ports"] for c in dev.of_type(CONTAINER) if c.inputs.get("ports")}
-    assert published == {"lb-haproxy": [{"internal": 8080, "external": 8080}, {"internal": 8404, "external": 8404},
-                                        {"internal": 8443, "external": 8443}]}
+    assert published == {
+        "lb-haproxy": [{"internal": 8080, "external": 8080}, {"internal": 8404, "external": 8404},
+                       {"internal": 8443, "external": 8443}],
+        "monitoring-prometheus": [{"internal": 9090, "external": 9090, "ip": "127.0.0.1"}],
+        "monitoring-alertmanager": [{"internal": 9093, "external": 9093, "ip": "127.0.0.1"}],
+    }
 
 
 def test_dev_builds_the_reference_app_from_the_app_dir_and_probes_readyz(dev):
@@ -143,6 +147,8 @@ def test_dev_stack_outputs(dev):
         "databaseReadUrl",
         "storageVolume",
         "caCertificate",
+        "prometheusUrl",
+        "alertmanagerUrl",
     }
     assert outputs["url"] == "https://localhost:8443"
     assert outputs["caCertificate"].startswith("-----BEGIN CERTIFICATE-----")
@@ -230,7 +236,8 @@ def test_a_user_image_is_pulled_and_every_replica_gets_its_own_probe_and_no_pyth
 def test_a_stack_named_prod_protects_and_retains_every_data_volume():
     run = run_dev_with("prod", CONFIGURED_TLS_SECRET_KEYS, loadBalancer=dev_load_balancer_with_certificate())
     volumes = run.of_type(VOLUME)
-    assert sorted(v.name for v in volumes) == ["db-primary-data", "db-replica-0-data", "storage-shared"]
+    assert sorted(v.name for v in volumes) == ["db-primary-data", "db-replica-0-data", "monitoring-alertmanager-data",
+                                               "monitoring-prometheus-data", "storage-shared"]
     assert all(v.protect and v.retain_on_delete for v in volumes)
     # Containers hold no data: protecting them would only block rolling updates.
     assert not any(c.protect for c in run.of_type(CONTAINER))
@@ -296,7 +303,8 @@ def test_patroni_members_each_get_their_own_patroni_yml_on_etcd_with_synchronous
         assert member.inputs["restart"] == "unless-stopped" and member.inputs["wait"] is True
         assert member.inputs["healthcheck"]["tests"] == ["CMD", "hastack-patroni-health"]
         assert member.delete_before_replace
-        assert sorted(env_of(member)) == ["APP_DB_PASSWORD", "PATRONI_REPLICATION_PASSWORD", "PATRONI_SUPERUSER_PASSWORD"]
+        assert sorted(env_of(member)) == ["APP_DB_PASSWORD", "MONITOR_DB_PASSWORD", "PATRONI_REPLICATION_PASSWORD",
+                                          "PATRONI_SUPERUSER_PASSWORD"]
 
 
 def test_patroni_synchronous_mode_follows_the_config():
@@ -345,7 +353,8 @@ def test_patroni_urls_list_every_member_and_are_secret():
 def test_patroni_in_a_stack_named_prod_protects_and_retains_every_data_volume():
     run = run_patroni(stack="prod")
     volumes = run.of_type(VOLUME)
-    assert sorted(v.name for v in volumes) == ["db-0-data", "db-1-data", "etcd-0-data", "etcd-1-data", "etcd-2-data", "storage-shared"]
+    assert sorted(v.name for v in volumes) == ["db-0-data", "db-1-data", "etcd-0-data", "etcd-1-data", "etcd-2-data",
+                                               "monitoring-alertmanager-data", "monitoring-prometheus-data", "storage-shared"]
     assert all(v.protect and v.retain_on_delete for v in volumes)
     assert not any(c.protect for c in run.of_type(CONTAINER))
 

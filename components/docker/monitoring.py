@@ -1,0 +1,196 @@
+"""Prometheus, Alertmanager and the exporters on the Docker platform (`monitoring.enabled`).
+
+- one postgres_exporter per DB node, logging in as the pg_monitor role the database
+  created, with hastack's custom queries (render/postgres_exporter.py);
+- one node_exporter that mounts every DB data volume read-only, for the volume-full alert;
+- Prometheus scraping them, HAProxy's /metrics, every app replica's /metrics and, with
+  Patroni, every member's REST /metrics; rules from render/alert_rules.py;
+- Alertmanager with the receivers of `monitoring.receivers` (its config is a secret).
+
+What to scrape and the rule settings come from components/monitoring.py, which the Swarm
+platform shares. Prometheus and Alertmanager publish their ports on 127.0.0.1 of the
+engine host only; the exporters publish nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.config import (
+    ALERTMANAGER_IMAGE,
+    NODE_EXPORTER_IMAGE,
+    POSTGRES_EXPORTER_IMAGE,
+    PROMETHEUS_IMAGE,
+    DatabaseConfig,
+    MonitoringConfig,
+)
+from components.docker.common import POSTGRES_PORT, data_options, env_entry, network_attachment, pulled_image
+from components.monitoring import ScrapeTargets, alert_rule_settings, alertmanager_settings, prometheus_settings
+from components.render.alert_rules import VOLUME_MOUNT_ROOT, render_alert_rules
+from components.render.alertmanager import render_alertmanager_yml
+from components.render.postgres_exporter import MONITOR_ROLE, render_exporter_queries
+from components.render.prometheus import render_prometheus_yml
+
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+POSTGRES_EXPORTER_PORT = 9187
+NODE_EXPORTER_PORT = 9100
+# Patroni's REST API (components/docker/patroni.py RESTAPI_PORT), which serves /metrics.
+PATRONI_REST_PORT = 8008
+
+PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
+RULE_FILE = "/etc/prometheus/rules/hastack.yml"
+ALERTMANAGER_CONFIG = "/etc/alertmanager/alertmanager.yml"
+EXPORTER_QUERIES = "/etc/postgres_exporter/queries.yaml"
+# Only loopback on the engine host: the UIs have no authentication.
+PUBLISH_ADDRESS = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    config: MonitoringConfig
+    database: DatabaseConfig
+    network_name: pulumi.Input[str]
+    # The database's node aliases and their data volumes (PostgresCluster), in one order.
+    db_nodes: Sequence[str]
+    db_data_volumes: Sequence[pulumi.Input[str]]
+    # `alias:port` of HAProxy's stats listener and of every app replica.
+    haproxy_metrics: str
+    app_targets: Sequence[str]
+    monitor_password: pulumi.Input[str]
+    protect: bool
+    # The database: its pg_monitor role exists before the exporters log in.
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class Monitoring(pulumi.ComponentResource):
+    """The containers above; `prometheus_url` and `alertmanager_url` are on the engine host's loopback."""
+
+    prometheus_config: str
+    alert_rules: str
+    prometheus_url: str
+    alertmanager_url: str
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hastack:docker:Monitoring", name, None, opts)
+        self._name = name
+        self._args = args
+        exporters = self._postgres_exporters(args.db_nodes)
+        volumes = self._volume_exporter()
+        alertmanager = f"{name}-alertmanager"
+        targets = ScrapeTargets(
+            prometheus=f"localhost:{PROMETHEUS_PORT}",
+            haproxy=[args.haproxy_metrics],
+            apps=list(args.app_targets),
+            postgres_exporters={node: f"{exporter}:{POSTGRES_EXPORTER_PORT}" for node, exporter in exporters.items()},
+            patroni={node: f"{node}:{PATRONI_REST_PORT}" for node in args.db_nodes}
+            if args.database.failover == "patroni" else {},
+            volumes=[f"{volumes}:{NODE_EXPORTER_PORT}"],
+            alertmanagers=[f"{alertmanager}:{ALERTMANAGER_PORT}"],
+        )
+        self.prometheus_config = render_prometheus_yml(prometheus_settings(
+            targets, scrape_interval_s=args.config.scrape_interval_s,
+            evaluation_interval_s=args.config.evaluation_interval_s, rule_file=RULE_FILE, stack=pulumi.get_stack()))
+        self.alert_rules = render_alert_rules(alert_rule_settings(args.config, args.database))
+        self._alertmanager(alertmanager)
+        self._prometheus()
+        self.prometheus_url = f"http://{PUBLISH_ADDRESS}:{args.config.prometheus_port}"
+        self.alertmanager_url = f"http://{PUBLISH_ADDRESS}:{args.config.alertmanager_port}"
+        self.register_outputs({"prometheusUrl": self.prometheus_url, "alertmanagerUrl": self.alertmanager_url})
+
+    def _child(self, **extra) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, **extra)
+
+    def _postgres_exporters(self, nodes: Sequence[str]) -> dict[str, str]:
+        """One exporter per DB node, named `<name>-postgres-<node>`; returns node -> alias."""
+        image = pulled_image(f"{self._name}-postgres-exporter-image", POSTGRES_EXPORTER_IMAGE, self)
+        queries = docker.ContainerUploadArgs(file=EXPORTER_QUERIES, content=render_exporter_queries(), permissions="0644")
+        aliases = {}
+        for node in nodes:
+            alias = f"{self._name}-postgres-{node}"
+            docker.Container(
+                alias,
+                image=image.image_id,
+                envs=[
+                    f"DATA_SOURCE_URI={node}:{POSTGRES_PORT}/postgres?sslmode=disable",
+                    f"DATA_SOURCE_USER={MONITOR_ROLE}",
+                    env_entry("DATA_SOURCE_PASS", self._args.monitor_password),
+                    f"PG_EXPORTER_EXTEND_QUERY_PATH={EXPORTER_QUERIES}",
+                ],
+                uploads=[queries],
+                networks_advanced=[network_attachment(self._args.network_name, alias)],
+                restart="unless-stopped",
+                opts=self._child(depends_on=list(self._args.depends_on)),
+            )
+            aliases[node] = alias
+        return aliases
+
+    def _volume_exporter(self) -> str:
+        """node_exporter's filesystem collector over every DB data volume, mounted read-only."""
+        alias = f"{self._name}-volumes"
+        image = pulled_image(f"{alias}-image", NODE_EXPORTER_IMAGE, self)
+        docker.Container(
+            alias,
+            image=image.image_id,
+            command=["--collector.disable-defaults", "--collector.filesystem"],
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=volume, container_path=f"{VOLUME_MOUNT_ROOT}/{node}", read_only=True)
+                for node, volume in zip(self._args.db_nodes, self._args.db_data_volumes, strict=True)
+            ],
+            networks_advanced=[network_attachment(self._args.network_name, alias)],
+            restart="unless-stopped",
+            opts=self._child(),
+        )
+        return alias
+
+    def _alertmanager(self, alias: str) -> None:
+        image = pulled_image(f"{alias}-image", ALERTMANAGER_IMAGE, self)
+        data = docker.Volume(f"{alias}-data", driver="local", opts=data_options(self, self._args.protect))
+        # The receivers' URLs and passwords are in it.
+        config = pulumi.Output.secret(render_alertmanager_yml(alertmanager_settings(self._args.config.receivers)))
+        docker.Container(
+            alias,
+            image=image.image_id,
+            command=[
+                f"--config.file={ALERTMANAGER_CONFIG}",
+                "--storage.path=/alertmanager",
+                # One Alertmanager: no gossip port for peers.
+                "--cluster.listen-address=",
+            ],
+            uploads=[docker.ContainerUploadArgs(file=ALERTMANAGER_CONFIG, content=config, permissions="0644")],
+            volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path="/alertmanager")],
+            ports=[docker.ContainerPortArgs(internal=ALERTMANAGER_PORT, external=self._args.config.alertmanager_port,
+                                            ip=PUBLISH_ADDRESS)],
+            networks_advanced=[network_attachment(self._args.network_name, alias)],
+            restart="unless-stopped",
+            # Two containers cannot publish the same host port.
+            opts=self._child(delete_before_replace=True),
+        )
+
+    def _prometheus(self) -> None:
+        alias = f"{self._name}-prometheus"
+        image = pulled_image(f"{alias}-image", PROMETHEUS_IMAGE, self)
+        data = docker.Volume(f"{alias}-data", driver="local", opts=data_options(self, self._args.protect))
+        docker.Container(
+            alias,
+            image=image.image_id,
+            command=[
+                f"--config.file={PROMETHEUS_CONFIG}",
+                "--storage.tsdb.path=/prometheus",
+                f"--storage.tsdb.retention.time={self._args.config.retention_days}d",
+            ],
+            uploads=[
+                docker.ContainerUploadArgs(file=PROMETHEUS_CONFIG, content=self.prometheus_config, permissions="0644"),
+                docker.ContainerUploadArgs(file=RULE_FILE, content=self.alert_rules, permissions="0644"),
+            ],
+            volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path="/prometheus")],
+            ports=[docker.ContainerPortArgs(internal=PROMETHEUS_PORT, external=self._args.config.prometheus_port,
+                                            ip=PUBLISH_ADDRESS)],
+            networks_advanced=[network_attachment(self._args.network_name, alias)],
+            restart="unless-stopped",
+            opts=self._child(delete_before_replace=True),
+        )
