@@ -29,5 +29,8 @@ def find(name: str) -> str:
     if found:
         return found
     package = {"haproxy": "haproxy", "patroni": "patroni", "patronictl": "patroni", "etcd": "etcd-server",
-               "openssl": "openssl"}.get(name, "postgresql-15")
+               "openssl": "openssl",
+               "prometheus": "prometheus", "promtool": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager",
+               "amtool": "prometheus-alertmanager",
+               "prometheus-postgres-exporter": "prometheus-postgres-exporter"}.get(name, "postgresql-15")
     raise MissingBinary(f"{name} is not installed; run: apt-get install -y {package}")
