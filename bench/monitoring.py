@@ -1,0 +1,35 @@
+"""The detection drill (loopback/monitoring.py): seconds from each fault to its alert
+firing in Prometheus, one JSON line per figure.
+
+    uv run python -m bench monitoring
+
+Runs the stack on loopback (haproxy, 3 app processes, postgresql-15 primary + replica) with
+Debian's prometheus and prometheus-postgres-exporter on 127.0.0.1 only; every wait is
+bounded (loopback.monitoring.ALERT_DEADLINE_S). Needs
+`apt-get install -y haproxy postgresql-15 prometheus prometheus-postgres-exporter`.
+Target for each figure: the drill rule's `for` plus two scrape intervals (`target_s`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from loopback.binaries import MissingBinary
+from loopback.monitoring import detection_drill, watching
+from loopback.stack import run_loopback_stack
+
+
+def main() -> int:
+    try:
+        with run_loopback_stack() as stack, watching(stack) as watch:
+            result = detection_drill(stack, watch)
+    except MissingBinary as missing:
+        print(f"bench.monitoring: {missing}", file=sys.stderr)
+        return 1
+    for figure in result.figures():
+        print(figure.json(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
