@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native.monitor as monitor
 
+from components.config import ReceiversConfig
+
 POSTGRES_METRICS = "Microsoft.DBforPostgreSQL/flexibleServers"
 GATEWAY_METRICS = "Microsoft.Network/applicationGateways"
 
@@ -45,6 +47,8 @@ class MonitoringArgs:
     database_replica_ids: list[pulumi.Input[str]]
     environment_id: pulumi.Input[str]
     gateway_id: pulumi.Input[str]
+    # monitoring.receivers: its email and webhook join the action group (Azure has no Slack receiver).
+    receivers: ReceiversConfig = ReceiversConfig()
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -80,11 +84,8 @@ class Monitoring(pulumi.ComponentResource):
             location="global",
             group_short_name="hastack",
             enabled=True,
-            email_receivers=[
-                monitor.MicrosoftCommonEmailReceiverArgs(
-                    name="operators", email_address=args.alert_email, use_common_alert_schema=True
-                )
-            ],
+            email_receivers=_email_receivers(args),
+            webhook_receivers=_webhook_receivers(args.receivers),
             opts=child,
         )
         self.action_group_id = action_group.id
@@ -120,6 +121,22 @@ class Monitoring(pulumi.ComponentResource):
             )
 
         self.register_outputs({"actionGroupId": self.action_group_id})
+
+
+def _email_receivers(args: MonitoringArgs) -> list[monitor.MicrosoftCommonEmailReceiverArgs]:
+    addresses = {"operators": args.alert_email}
+    if args.receivers.email is not None and args.receivers.email.to != args.alert_email:
+        addresses["monitoring"] = args.receivers.email.to
+    return [monitor.MicrosoftCommonEmailReceiverArgs(name=name, email_address=address, use_common_alert_schema=True)
+            for name, address in addresses.items()]
+
+
+def _webhook_receivers(receivers: ReceiversConfig) -> list[monitor.WebhookReceiverArgs]:
+    if receivers.webhook is None:
+        return []
+    # The URL may carry a token.
+    return [monitor.WebhookReceiverArgs(name="monitoring", service_uri=pulumi.Output.secret(receivers.webhook.url),
+                                        use_common_alert_schema=True)]
 
 
 def _alerts(args: MonitoringArgs) -> list[MetricAlert]:

@@ -138,6 +138,7 @@ def build_azure_stack(config: StackConfig) -> dict[str, Any]:
             database_replica_ids=database.replica_ids,
             environment_id=app.environment_id,
             gateway_id=load_balancer.gateway_id,
+            receivers=config.monitoring.receivers,
         ),
     )
 

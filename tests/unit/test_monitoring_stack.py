@@ -1,0 +1,148 @@
+"""Monitoring under mocks: the containers, their rendered configs and the stack outputs of
+the shipped dev stack and its variants, the exporter role's secret, the receivers as
+secrets, and the Azure action group's receivers from the same keys."""
+
+from __future__ import annotations
+
+import json
+
+import re
+
+import pytest
+import yaml
+
+from components.config import ALERTMANAGER_IMAGE, NODE_EXPORTER_IMAGE, POSTGRES_EXPORTER_IMAGE, PROMETHEUS_IMAGE
+from components.render.alert_rules import AlertRuleSettings, hastack_alerts, runbook_anchor
+from components.docker.monitoring import ALERTMANAGER_CONFIG, EXPORTER_QUERIES, PROMETHEUS_CONFIG, RULE_FILE
+from components.render.postgres import MONITOR_DB_PASSWORD_ENV
+from components.render.postgres_exporter import MONITOR_ROLE
+from plan.engine import PROJECT_DIR, ProgramRun, is_secret, run_program, run_stack_file, stack_file_config
+from plan.fakes import FAKE_SECRET_PREFIX
+from tests.unit.azure.helpers import ACTION_GROUP, PROD, config_with
+from tests.unit.mock_run import CONTAINER, REMOTE_IMAGE, containers, env_of, upload
+
+DEV_STACK = PROJECT_DIR / "Pulumi.dev.yaml"
+
+
+@pytest.fixture(scope="module")
+def dev() -> ProgramRun:
+    return run_stack_file(DEV_STACK)
+
+
+def run_dev_with(**overrides: dict) -> ProgramRun:
+    raw = stack_file_config(DEV_STACK)
+    for key, value in overrides.items():
+        current = json.loads(raw.get(f"hastack:{key}", "{}"))
+        raw[f"hastack:{key}"] = json.dumps({**current, **value})
+    return run_program(raw, "dev")
+
+
+def scrape_targets(run: ProgramRun) -> dict[str, list[tuple[str, dict]]]:
+    config = yaml.safe_load(upload(run.by_name("monitoring-prometheus"), PROMETHEUS_CONFIG))
+    return {job["job_name"]: [(c["targets"][0], c.get("labels", {})) for c in job["static_configs"]]
+            for job in config["scrape_configs"]}
+
+
+def alert_names(run: ProgramRun) -> list[str]:
+    rules = yaml.safe_load(upload(run.by_name("monitoring-prometheus"), RULE_FILE))
+    return [rule["alert"] for rule in rules["groups"][0]["rules"]]
+
+
+def test_dev_runs_prometheus_alertmanager_and_an_exporter_per_db_node_from_pinned_images(dev):
+    names = [c.name for c in containers(dev, "monitoring-")]
+    assert names == ["monitoring-alertmanager", "monitoring-postgres-db-primary", "monitoring-postgres-db-replica-0",
+                     "monitoring-prometheus", "monitoring-volumes"]
+    pulled = {r.inputs["name"] for r in dev.of_type(REMOTE_IMAGE)}
+    assert {PROMETHEUS_IMAGE, ALERTMANAGER_IMAGE, POSTGRES_EXPORTER_IMAGE, NODE_EXPORTER_IMAGE} <= pulled
+    assert dev.outputs["prometheusUrl"] == "http://127.0.0.1:9090"
+    assert dev.outputs["alertmanagerUrl"] == "http://127.0.0.1:9093"
+    for name in names:
+        assert all(port.get("ip") == "127.0.0.1" for port in dev.by_name(name).inputs.get("ports", []))
+        assert dev.by_name(name).inputs["networksAdvanced"][0]["aliases"] == [name]
+
+
+def test_dev_prometheus_scrapes_haproxy_every_app_replica_and_every_db_exporter(dev):
+    targets = scrape_targets(dev)
+    assert targets["haproxy"] == [("lb:8404", {})]
+    assert targets["app"] == [("app-0:8000", {}), ("app-1:8000", {})]
+    assert targets["postgres"] == [("monitoring-postgres-db-primary:9187", {"node": "db-primary"}),
+                                   ("monitoring-postgres-db-replica-0:9187", {"node": "db-replica-0"})]
+    assert targets["volumes"] == [("monitoring-volumes:9100", {})]
+    assert "patroni" not in targets
+    config = yaml.safe_load(upload(dev.by_name("monitoring-prometheus"), PROMETHEUS_CONFIG))
+    assert config["global"]["scrape_interval"] == "15s" and config["rule_files"] == [RULE_FILE]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["monitoring-alertmanager:9093"]
+    assert "PatroniNoLeader" not in alert_names(dev) and "PostgresReplicaNotStreaming" in alert_names(dev)
+
+
+def test_exporters_log_in_as_the_monitor_role_with_the_generated_secret(dev):
+    primary = dev.by_name("db-primary")
+    assert "IN ROLE pg_monitor" in upload(primary, "/docker-entrypoint-initdb.d/")
+    password = env_of(primary)[MONITOR_DB_PASSWORD_ENV]
+    assert password.startswith(FAKE_SECRET_PREFIX)
+    for node in ("db-primary", "db-replica-0"):
+        exporter = dev.by_name(f"monitoring-postgres-{node}")
+        env = env_of(exporter)
+        assert env["DATA_SOURCE_URI"] == f"{node}:5432/postgres?sslmode=disable"
+        assert env["DATA_SOURCE_USER"] == MONITOR_ROLE and env["DATA_SOURCE_PASS"] == password
+        assert any(is_secret(entry) for entry in exporter.wire_inputs["envs"])
+        assert "hastack_pg" in upload(exporter, EXPORTER_QUERIES)
+        # The role exists (init script done) before an exporter logs in.
+        assert dev.by_name("db-primary").urn in exporter.dependencies
+
+
+def test_the_volume_exporter_mounts_every_db_data_volume_read_only(dev):
+    volumes = dev.by_name("monitoring-volumes").inputs["volumes"]
+    assert volumes == [
+        {"volumeName": "db-primary-data", "containerPath": "/volumes/db-primary", "readOnly": True},
+        {"volumeName": "db-replica-0-data", "containerPath": "/volumes/db-replica-0", "readOnly": True},
+    ]
+
+
+def test_patroni_adds_every_members_rest_metrics_and_the_leader_rule():
+    run = run_dev_with(database={"failover": "patroni", "replicas": 2})
+    targets = scrape_targets(run)
+    assert targets["patroni"] == [(f"db-{i}:8008", {"node": f"db-{i}"}) for i in range(3)]
+    assert [t for t, _ in targets["postgres"]] == [f"monitoring-postgres-db-{i}:9187" for i in range(3)]
+    assert "PatroniNoLeader" in alert_names(run)
+    assert "IN ROLE pg_monitor" in upload(run.by_name("db-0"), "/usr/local/bin/hastack-patroni-post-bootstrap")
+
+
+def test_monitoring_disabled_declares_nothing_and_generates_no_monitor_password():
+    run = run_dev_with(monitoring={"enabled": False})
+    assert containers(run, "monitoring-") == []
+    assert "prometheusUrl" not in run.outputs
+    assert MONITOR_DB_PASSWORD_ENV not in env_of(run.by_name("db-primary"))
+    assert "pg_monitor" not in upload(run.by_name("db-primary"), "/docker-entrypoint-initdb.d/")
+    assert not [r for r in run.resources if r.name == "secrets-db-monitor"]
+
+
+def test_receivers_reach_alertmanager_only_inside_a_secret():
+    slack = "https://hooks.slack.com/services/T0/B0/verysecret"
+    run = run_dev_with(monitoring={"receivers": {"slack": {"apiUrl": slack, "severities": ["critical"]},
+                                                 "webhook": {"url": "https://ops.example.com/hook?token=abc"}}})
+    alertmanager = run.by_name("monitoring-alertmanager")
+    assert is_secret(alertmanager.wire_inputs["uploads"][0]["content"])
+    config = yaml.safe_load(upload(alertmanager, ALERTMANAGER_CONFIG))
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert receivers["critical"]["slack_configs"][0]["api_url"] == slack
+    assert "slack_configs" not in receivers["warning"]
+    assert receivers["warning"]["webhook_configs"][0]["url"] == "https://ops.example.com/hook?token=abc"
+    assert [route["receiver"] for route in config["route"]["routes"]] == ["critical", "warning"]
+
+
+def test_azure_action_group_gets_the_email_and_webhook_receivers():
+    run = run_program(config_with(PROD, monitoring={"receivers": {
+        "email": {"to": "sre@example.com"}, "webhook": {"url": "https://ops.example.com/hook?token=abc"}}}), "prod")
+    group = run.one(ACTION_GROUP)
+    assert [r["emailAddress"] for r in group.inputs["emailReceivers"]] == ["oncall@example.com", "sre@example.com"]
+    assert group.inputs["webhookReceivers"][0]["serviceUri"] == "https://ops.example.com/hook?token=abc"
+    assert is_secret(group.wire_inputs["webhookReceivers"][0]["serviceUri"])
+
+
+def test_every_alert_has_a_runbook_section():
+    headings = set(re.findall(r"^### (\S+)$", (PROJECT_DIR / "docs" / "runbooks.md").read_text(), flags=re.M))
+    every_alert = hastack_alerts(AlertRuleSettings(runbook_base_url="docs/runbooks.md", expected_replicas=1, patroni=True))
+    assert {runbook_anchor(a.name) for a in every_alert} <= {h.lower() for h in headings}
+    documented = (PROJECT_DIR / "docs" / "monitoring.md").read_text()
+    assert all(f"| `{a.name}` |" in documented for a in every_alert)
