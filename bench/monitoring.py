@@ -4,29 +4,37 @@ firing in Prometheus, one JSON line per figure.
     uv run python -m bench monitoring
 
 Runs the stack on loopback (haproxy, 3 app processes, postgresql-15 primary + replica) with
-Debian's prometheus and prometheus-postgres-exporter on 127.0.0.1 only; every wait is
-bounded (loopback.monitoring.ALERT_DEADLINE_S). Needs
-`apt-get install -y haproxy postgresql-15 prometheus prometheus-postgres-exporter`.
+Debian's prometheus, prometheus-alertmanager and prometheus-postgres-exporter on 127.0.0.1
+only, then Patroni over etcd for the leader alert; every wait is bounded
+(loopback.monitoring.ALERT_DEADLINE_S). Needs `apt-get install -y haproxy postgresql-15
+patroni etcd-server prometheus prometheus-alertmanager prometheus-postgres-exporter`.
 Target for each figure: the drill rule's `for` plus two scrape intervals (`target_s`).
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
 
 from loopback.binaries import MissingBinary
-from loopback.monitoring import detection_drill, watching
+from loopback.monitoring import detection_drill, patroni_leader_drill, watching
+from loopback.postgres import remove_tree
 from loopback.stack import run_loopback_stack
 
 
 def main() -> int:
+    log_dir = Path(tempfile.mkdtemp(prefix="hastack-bench-monitoring-"))
     try:
         with run_loopback_stack() as stack, watching(stack) as watch:
-            result = detection_drill(stack, watch)
+            figures = detection_drill(stack, watch).figures()
+        figures += patroni_leader_drill(log_dir).figures()
     except MissingBinary as missing:
         print(f"bench.monitoring: {missing}", file=sys.stderr)
         return 1
-    for figure in result.figures():
+    finally:
+        remove_tree(log_dir)
+    for figure in figures:
         print(figure.json(), flush=True)
     return 0
 

@@ -7,9 +7,10 @@ and each fault must turn into its alert *firing* in Prometheus's API.
 `watching` enables WAL archiving on the loopback primary (archive_mode needs a restart,
 so this happens before anything is measured), creates the exporter's pg_monitor role
 with the rendered SQL, starts one Debian postgres_exporter per DB node with the rendered
-custom queries, and a Debian Prometheus with the rendered prometheus.yml and rule file:
-the same renderers and the same `components.monitoring` settings the Docker platform
-uses, with short intervals and `for` durations so the drill takes seconds.
+custom queries, a Debian Alertmanager with the rendered alertmanager.yml whose webhook
+receiver is a local sink, and a Debian Prometheus with the rendered prometheus.yml and
+rule file: the same renderers and the same `components.monitoring` settings the Docker
+platform uses, with short intervals and `for` durations so the drill takes seconds.
 
 The faults, one after the other, each timed from the fault to the alert's `firing`:
 1. SIGKILL an app replica      -> BackendServerDown{server=<it>}
@@ -17,30 +18,46 @@ The faults, one after the other, each timed from the fault to the alert's `firin
 3. make the archive unwritable -> PostgresWalArchiveFailing. The backups component
    (pgBackRest) is not on this branch yet, so the primary archives with a plain
    `cp` into a directory; the fault is `chmod 000` on it plus a WAL switch, so the
-   next segment is due at once rather than after archive_timeout.
+   next segment is due at once rather than after archive_timeout. Also timed: until
+   Alertmanager's webhook POST of it arrives.
+
+`patroni_leader_drill` does the same for `PatroniNoLeader` over real Patroni members.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 
-from components.config import DatabaseConfig, MonitoringConfig
-from components.monitoring import ScrapeTargets, alert_rule_settings, prometheus_settings
+from components.config import DatabaseConfig, MonitoringConfig, ReceiversConfig, WebhookReceiverConfig
+from components.monitoring import ScrapeTargets, alert_rule_settings, alertmanager_settings, prometheus_settings
 from components.render.alert_rules import DEFAULT_FOR_S, AlertRuleSettings, render_alert_rules
-from components.render.postgres_exporter import MONITOR_ROLE, monitor_role_sql, render_exporter_queries
+from components.render.alertmanager import GROUP_WAIT_S, render_alertmanager_yml
+from components.render.postgres_exporter import (
+    IN_RECOVERY,
+    MONITOR_ROLE,
+    REPLAY_AGE_SECONDS,
+    REPLAY_PENDING_BYTES,
+    WAL_UNARCHIVED_BYTES,
+    monitor_role_sql,
+    render_exporter_queries,
+)
 from components.render.prometheus import render_prometheus_yml
 
 from .binaries import find
 from .drills import Figure
+from .patroni import loopback_patroni
 from .ports import free_port, wait_for_port, wait_until
 from .postgres import SUPERUSER, PgCluster, as_postgres, chown_to_postgres
 from .stack import LoopbackStack
@@ -49,8 +66,9 @@ from .stack import LoopbackStack
 SCRAPE_INTERVAL_S = 1.0
 EVALUATION_INTERVAL_S = 0.2
 DRILL_FOR_S = 5.0
-# increase() over this many seconds: several scrapes, so one bump is seen at once.
-COUNTER_WINDOW_S = 10.0
+# increase() over this many seconds: longer than the archiver's 60 s pause between failing
+# bursts (render/alert_rules.py ARCHIVER_RETRY_PAUSE_S), so the alert stays firing.
+COUNTER_WINDOW_S = 90.0
 # How long a drill step may wait for its alert before the drill fails.
 ALERT_DEADLINE_S = 60.0
 MONITOR_PASSWORD = "loopback-monitor"
@@ -58,11 +76,13 @@ MONITOR_PASSWORD = "loopback-monitor"
 
 @dataclass
 class Watch:
-    """Prometheus's view of the stack: its API and what it was started with."""
+    """Prometheus's view of the stack: its API, and where its notifications land."""
 
     prometheus_url: str
-    archive_dir: Path
     log_dir: Path
+    sink: WebhookSink | None = None
+    # The loopback primary's archive (the stack drill only).
+    archive_dir: Path | None = None
 
     def firing(self, alert: str, **labels: str) -> bool:
         """Whether `alert` with `labels` is in state `firing` in /api/v1/alerts."""
@@ -75,6 +95,11 @@ class Watch:
         """Poll until `alert` fires; the seconds from `since` (time.monotonic()) to then."""
         wait_until(lambda: self.firing(alert, **labels), ALERT_DEADLINE_S, f"alert {alert} {labels} firing", 0.05)
         return time.monotonic() - since
+
+    def series(self, expr: str) -> list[dict]:
+        """The instant vector `expr` evaluates to now."""
+        answer = httpx.get(f"{self.prometheus_url}/api/v1/query", params={"query": expr}, timeout=2.0).json()
+        return answer["data"]["result"]
 
     def all_targets_up(self) -> bool:
         answer = httpx.get(f"{self.prometheus_url}/api/v1/targets", timeout=2.0).json()
@@ -136,9 +161,83 @@ def _exporter(running: ExitStack, node: str, cluster: PgCluster, queries: Path, 
     return f"127.0.0.1:{port}"
 
 
+class WebhookSink:
+    """An HTTP server on 127.0.0.1 that keeps every Alertmanager webhook POST, with when it arrived."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[float, dict]] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sink.received.append((time.monotonic(), json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def first_firing(self, alert: str) -> float | None:
+        """When the first notification with `alert` firing arrived (time.monotonic()), if one did."""
+        return next((at for at, payload in list(self.received) for a in payload["alerts"]
+                     if a["labels"].get("alertname") == alert and a["status"] == "firing"), None)
+
+
+def _alertmanager(running: ExitStack, log_dir: Path) -> tuple[str, WebhookSink]:
+    """Debian's Alertmanager with the rendered alertmanager.yml, its one receiver a local webhook sink."""
+    sink = WebhookSink()
+    running.callback(sink.stop)
+    config = log_dir / "alertmanager.yml"
+    receivers = ReceiversConfig(webhook=WebhookReceiverConfig(url=sink.url))
+    config.write_text(render_alertmanager_yml(alertmanager_settings(receivers)))
+    port = free_port()
+    process = _start([find("prometheus-alertmanager"), f"--config.file={config}",
+                      f"--storage.path={log_dir / 'alertmanager'}", f"--web.listen-address=127.0.0.1:{port}",
+                      "--cluster.listen-address="], log_dir / "alertmanager.log")
+    running.callback(_stop, process)
+    wait_for_port(port, 30)
+    return f"127.0.0.1:{port}", sink
+
+
+@contextmanager
+def prometheus_watching(targets: ScrapeTargets, database: DatabaseConfig, log_dir: Path,
+                        sink: WebhookSink | None = None) -> Iterator[Watch]:
+    """Debian's Prometheus with the rendered prometheus.yml and rule file for `database`, the
+    drill's short timings, scraping `targets` (`prometheus` is filled in); yields once every
+    target is up, stops it on exit."""
+    port = free_port()
+    targets = replace(targets, prometheus=f"127.0.0.1:{port}")
+    rules_file = log_dir / "hastack.yml"
+    rules_file.write_text(render_alert_rules(_drill_timings(alert_rule_settings(MonitoringConfig(), database))))
+    config = log_dir / "prometheus.yml"
+    config.write_text(render_prometheus_yml(prometheus_settings(
+        targets, scrape_interval_s=SCRAPE_INTERVAL_S, evaluation_interval_s=EVALUATION_INTERVAL_S,
+        rule_file=str(rules_file), stack="loopback")))
+    process = _start([find("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={log_dir / 'tsdb'}",
+                      f"--web.listen-address=127.0.0.1:{port}"], log_dir / "prometheus.log")
+    try:
+        watch = Watch(prometheus_url=f"http://127.0.0.1:{port}", log_dir=log_dir, sink=sink)
+        wait_until(lambda: _ready(watch), 60, "prometheus ready", 0.1)
+        wait_until(watch.all_targets_up, 60, "every scrape target up", 0.2)
+        yield watch
+    finally:
+        _stop(process)
+
+
 @contextmanager
 def watching(stack: LoopbackStack) -> Iterator[Watch]:
-    """Archiving on, exporters and Prometheus up and every target scraped; all stopped on exit."""
+    """Archiving on, exporters, Alertmanager and Prometheus up and every target scraped; all
+    stopped on exit."""
     log_dir = stack.root / "monitoring"
     log_dir.mkdir()
     archive_dir = stack.db.root / "archive"
@@ -150,26 +249,17 @@ def watching(stack: LoopbackStack) -> Iterator[Watch]:
     with ExitStack() as running:
         nodes = {"primary": stack.primary, **{f"replica-{i}": r for i, r in stack.db.replicas.items()}}
         exporters = {node: _exporter(running, node, cluster, queries, log_dir) for node, cluster in nodes.items()}
-        prometheus_port = free_port()
+        alertmanager, sink = _alertmanager(running, log_dir)
         targets = ScrapeTargets(
-            prometheus=f"127.0.0.1:{prometheus_port}",
+            prometheus="",
             haproxy=[f"127.0.0.1:{stack.haproxy.settings.stats_port}"],
             apps=[f"127.0.0.1:{app.port}" for app in stack.apps],
             postgres_exporters=exporters,
+            alertmanagers=[alertmanager],
         )
-        rules = alert_rule_settings(MonitoringConfig(), DatabaseConfig(replicas=len(stack.db.replicas)))
-        rules_file = log_dir / "hastack.yml"
-        rules_file.write_text(render_alert_rules(_drill_timings(rules)))
-        config = log_dir / "prometheus.yml"
-        config.write_text(render_prometheus_yml(prometheus_settings(
-            targets, scrape_interval_s=SCRAPE_INTERVAL_S, evaluation_interval_s=EVALUATION_INTERVAL_S,
-            rule_file=str(rules_file), stack="loopback")))
-        process = _start([find("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={log_dir / 'tsdb'}",
-                          f"--web.listen-address=127.0.0.1:{prometheus_port}"], log_dir / "prometheus.log")
-        running.callback(_stop, process)
-        watch = Watch(prometheus_url=f"http://127.0.0.1:{prometheus_port}", archive_dir=archive_dir, log_dir=log_dir)
-        wait_until(lambda: _ready(watch), 60, "prometheus ready", 0.1)
-        wait_until(watch.all_targets_up, 60, "every scrape target up", 0.2)
+        watch = running.enter_context(
+            prometheus_watching(targets, DatabaseConfig(replicas=len(stack.db.replicas)), log_dir, sink))
+        watch.archive_dir = archive_dir
         try:
             yield watch
         finally:
@@ -189,37 +279,51 @@ def _ready(watch: Watch) -> bool:
         return False
 
 
+# hastack's custom exporter metrics, each expected once per DB node: the queries run as pg_monitor.
+CUSTOM_METRICS = (IN_RECOVERY, REPLAY_AGE_SECONDS, REPLAY_PENDING_BYTES, WAL_UNARCHIVED_BYTES)
+
+
 @dataclass
 class DetectionResult:
     backend_alert_s: float
     replica_alert_s: float
     archive_alert_s: float
+    # From the archive fault to Alertmanager's webhook POST with the alert firing.
+    archive_notified_s: float
     # Whether each alert was quiet right before its fault.
     quiet_before: dict[str, bool]
-
-    @property
-    def target_s(self) -> float:
-        return DRILL_FOR_S + 2 * SCRAPE_INTERVAL_S
+    # Custom metric -> how many DB nodes exported it before the faults.
+    custom_metric_nodes: dict[str, int]
 
     def figures(self) -> list[Figure]:
-        drill = "monitoring_detection"
-        detail = {"target_s": self.target_s, "for_s": DRILL_FOR_S, "scrape_interval_s": SCRAPE_INTERVAL_S,
-                  "evaluation_interval_s": EVALUATION_INTERVAL_S, "view": "prometheus /api/v1/alerts firing"}
+        notify_target = ALERT_TARGET_S + GROUP_WAIT_S["critical"]
         return [
-            Figure(drill, "monitoring_backend_down_alert_seconds", self.backend_alert_s, "s",
-                   {**detail, "alert": "BackendServerDown", "fault": "SIGKILL app-1",
-                    "met": self.backend_alert_s <= self.target_s}),
-            Figure(drill, "monitoring_replica_not_streaming_alert_seconds", self.replica_alert_s, "s",
-                   {**detail, "alert": "PostgresReplicaNotStreaming", "fault": "SIGKILL the DB replica",
-                    "met": self.replica_alert_s <= self.target_s}),
-            Figure(drill, "monitoring_wal_archive_failing_alert_seconds", self.archive_alert_s, "s",
-                   {**detail, "alert": "PostgresWalArchiveFailing",
-                    "fault": "archive dir made unwritable, then pg_switch_wal()",
-                    "met": self.archive_alert_s <= self.target_s}),
+            _alert_figure("monitoring_backend_down_alert_seconds", self.backend_alert_s, "BackendServerDown",
+                          "SIGKILL app-1"),
+            _alert_figure("monitoring_replica_not_streaming_alert_seconds", self.replica_alert_s,
+                          "PostgresReplicaNotStreaming", "SIGKILL the DB replica"),
+            _alert_figure("monitoring_wal_archive_failing_alert_seconds", self.archive_alert_s,
+                          "PostgresWalArchiveFailing", "archive dir made unwritable, then pg_switch_wal()"),
+            Figure(DRILL, "monitoring_wal_archive_failing_notified_seconds", self.archive_notified_s, "s",
+                   {"target_s": notify_target, "met": self.archive_notified_s <= notify_target,
+                    "view": "Alertmanager webhook POST received", "group_wait_s": GROUP_WAIT_S["critical"]}),
         ]
 
 
+DRILL = "monitoring_detection"
+# Each alert fires within its `for` plus two scrape intervals of its fault.
+ALERT_TARGET_S = DRILL_FOR_S + 2 * SCRAPE_INTERVAL_S
+
+
+def _alert_figure(figure: str, seconds: float, alert: str, fault: str) -> Figure:
+    return Figure(DRILL, figure, seconds, "s",
+                  {"target_s": ALERT_TARGET_S, "met": seconds <= ALERT_TARGET_S, "alert": alert, "fault": fault,
+                   "for_s": DRILL_FOR_S, "scrape_interval_s": SCRAPE_INTERVAL_S,
+                   "evaluation_interval_s": EVALUATION_INTERVAL_S, "view": "prometheus /api/v1/alerts firing"})
+
+
 def detection_drill(stack: LoopbackStack, watch: Watch) -> DetectionResult:
+    custom = {metric: len(watch.series(metric)) for metric in CUSTOM_METRICS}
     quiet = {}
     victim = stack.apps[1]
     quiet["BackendServerDown"] = not watch.firing("BackendServerDown", server=victim.node_id)
@@ -240,5 +344,38 @@ def detection_drill(stack: LoopbackStack, watch: Watch) -> DetectionResult:
         conn.execute("CREATE TABLE IF NOT EXISTS monitoring_drill (at timestamptz); INSERT INTO monitoring_drill VALUES (now())")
         conn.execute("SELECT pg_switch_wal()")
     archive_s = watch.seconds_until_firing("PostgresWalArchiveFailing", started, node="primary")
+    wait_until(lambda: watch.sink.first_firing("PostgresWalArchiveFailing") is not None, ALERT_DEADLINE_S,
+               "the archive alert's webhook notification", 0.05)
+    notified_s = watch.sink.first_firing("PostgresWalArchiveFailing") - started
     return DetectionResult(backend_alert_s=backend_s, replica_alert_s=replica_s, archive_alert_s=archive_s,
-                           quiet_before=quiet)
+                           archive_notified_s=notified_s, quiet_before=quiet, custom_metric_nodes=custom)
+
+
+@dataclass
+class PatroniLeaderResult:
+    # `patroni_primary` series equal to 1 while the cluster was healthy.
+    leaders_before: int
+    quiet_before: bool
+    no_leader_alert_s: float
+
+    def figures(self) -> list[Figure]:
+        return [_alert_figure("monitoring_patroni_no_leader_alert_seconds", self.no_leader_alert_s, "PatroniNoLeader",
+                              "maintenance mode, then SIGKILL the leader node")]
+
+
+def patroni_leader_drill(log_dir: Path) -> PatroniLeaderResult:
+    """Real Patroni members' REST /metrics scraped by real Prometheus: `PatroniNoLeader` is
+    quiet with a leader, and fires once the leader is gone and nothing is promoted (paused
+    cluster: the runbook's "the leader is gone and nothing was promoted")."""
+    with loopback_patroni(members=2) as cluster:
+        targets = ScrapeTargets(prometheus="", haproxy=[], apps=[], postgres_exporters={},
+                                patroni={node.name: f"127.0.0.1:{node.api_port}" for node in cluster.nodes})
+        with prometheus_watching(targets, DatabaseConfig(failover="patroni", replicas=1), log_dir) as watch:
+            leaders = len(watch.series("patroni_primary == 1"))
+            quiet = not watch.firing("PatroniNoLeader")
+            cluster.patronictl("pause", "--wait")
+            leader = cluster.leader()
+            started = time.monotonic()
+            leader.crash()
+            seconds = watch.seconds_until_firing("PatroniNoLeader", started)
+    return PatroniLeaderResult(leaders_before=leaders, quiet_before=quiet, no_leader_alert_s=seconds)

@@ -44,6 +44,12 @@ VOLUME_MOUNT_ROOT = "/volumes"
 # The HAProxy backend that holds the app replicas (render/haproxy.py APP_BACKEND).
 APP_PROXY = "app"
 
+# After NUM_ARCHIVE_RETRIES (3) failed attempts a second apart, PostgreSQL's archiver
+# waits PGARCH_AUTOWAKE_INTERVAL (60 s) before trying again (src/backend/postmaster/pgarch.c),
+# so a failing archive_command bumps the failure counter about once a minute. increase()
+# over a shorter window drops to 0 between bursts and the alert flaps.
+ARCHIVER_RETRY_PAUSE_S = 60
+
 # woblerr/pgbackrest_exporter: seconds since the newest completed backup of any type
 # (`backup_type="incr"` counts full and differential ones too).
 PGBACKREST_BACKUP_AGE = 'pgbackrest_backup_since_last_completion_seconds{backup_type="incr"}'
@@ -83,7 +89,8 @@ class AlertRuleSettings:
     backup_max_age_s: float = 26 * 3600
     backup_age_metric: str = PGBACKREST_BACKUP_AGE
     certificate_expiry_metric: str = BLACKBOX_CERT_EXPIRY
-    # The window of increase() on counters; must hold at least two scrapes.
+    # The window of increase() on counters: at least two scrapes, and longer than the
+    # archiver's pause between failing bursts.
     counter_window_s: float = 300
     for_s: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FOR_S))
 
@@ -92,6 +99,9 @@ class AlertRuleSettings:
             raise ValueError(f"for_s must give every alert a duration: {', '.join(sorted(DEFAULT_FOR_S))}")
         if self.expected_replicas < 0:
             raise ValueError("expected_replicas must be >= 0")
+        if self.counter_window_s <= ARCHIVER_RETRY_PAUSE_S:
+            raise ValueError(f"counter_window_s must exceed the archiver's {ARCHIVER_RETRY_PAUSE_S} s retry pause, "
+                             f"or the archive alert flaps (got {self.counter_window_s})")
 
 
 @dataclass(frozen=True)

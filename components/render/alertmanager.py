@@ -57,10 +57,12 @@ class AlertmanagerSettings:
                 raise ValueError(f"severities must be some of {', '.join(SEVERITIES)}, got {list(notifier.severities)}")
 
 
+# How long Alertmanager waits to batch a new group's first notification, per severity.
+GROUP_WAIT_S = {"critical": 10, "warning": 30}
 # How each severity is batched and repeated: critical pages quickly and keeps reminding.
 _TIMING = {
-    "critical": {"group_wait": "10s", "group_interval": "1m", "repeat_interval": "1h"},
-    "warning": {"group_wait": "30s", "group_interval": "5m", "repeat_interval": "4h"},
+    "critical": {"group_wait": f"{GROUP_WAIT_S['critical']}s", "group_interval": "1m", "repeat_interval": "1h"},
+    "warning": {"group_wait": f"{GROUP_WAIT_S['warning']}s", "group_interval": "5m", "repeat_interval": "4h"},
 }
 
 

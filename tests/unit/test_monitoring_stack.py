@@ -16,7 +16,7 @@ from components.render.alert_rules import AlertRuleSettings, hastack_alerts, run
 from components.docker.monitoring import ALERTMANAGER_CONFIG, EXPORTER_QUERIES, PROMETHEUS_CONFIG, RULE_FILE
 from components.render.postgres import MONITOR_DB_PASSWORD_ENV
 from components.render.postgres_exporter import MONITOR_ROLE
-from plan.engine import PROJECT_DIR, ProgramRun, is_secret, run_program, run_stack_file, stack_file_config
+from plan.engine import PROJECT_DIR, ProgramError, ProgramRun, is_secret, run_program, run_stack_file, stack_file_config
 from plan.fakes import FAKE_SECRET_PREFIX
 from tests.unit.azure.helpers import ACTION_GROUP, PROD, config_with
 from tests.unit.mock_run import CONTAINER, REMOTE_IMAGE, containers, env_of, upload
@@ -146,3 +146,46 @@ def test_every_alert_has_a_runbook_section():
     assert {runbook_anchor(a.name) for a in every_alert} <= {h.lower() for h in headings}
     documented = (PROJECT_DIR / "docs" / "monitoring.md").read_text()
     assert all(f"| `{a.name}` |" in documented for a in every_alert)
+
+
+MALFORMED_MONITORING = [
+    ("unknown-key", {"scrapeInterval": 5}, "hastack:monitoring.scrapeInterval: unknown key; allowed here: enabled, "),
+    ("scrape-zero", {"scrapeIntervalS": 0},
+     "hastack:monitoring.scrapeIntervalS: Input should be greater than or equal to 1 (got 0)"),
+    ("ports-clash", {"prometheusPort": 9000, "alertmanagerPort": 9000},
+     "hastack:monitoring: prometheusPort and alertmanagerPort must differ (both 9000)"),
+    ("port-taken-by-lb", {"alertmanagerPort": 8404},
+     "hastack: monitoring.alertmanagerPort (8404) is already loadBalancer.statsPort; pick a free host port"),
+    ("webhook-not-http", {"receivers": {"webhook": {"url": "ops.example.com/hook"}}},
+     "hastack:monitoring.receivers.webhook.url: url must be an http:// or https:// URL (got 'ops.example.com/hook')"),
+    ("slack-plain-http", {"receivers": {"slack": {"apiUrl": "http://hooks.slack.com/x"}}},
+     "hastack:monitoring.receivers.slack.apiUrl: apiUrl must be an https:// Slack incoming-webhook URL"),
+    ("severity-unknown", {"receivers": {"webhook": {"url": "https://x.example.com", "severities": ["page"]}}},
+     "hastack:monitoring.receivers.webhook.severities.0: Input should be 'critical' or 'warning' (got 'page')"),
+    ("severities-empty", {"receivers": {"webhook": {"url": "https://x.example.com", "severities": []}}},
+     "hastack:monitoring.receivers.webhook.severities: severities must be a non-empty list of distinct values"),
+    ("email-without-relay", {"receivers": {"email": {"to": "sre@example.com"}}},
+     "hastack: monitoring.receivers.email needs sender and smarthost on the self-hosted platforms"),
+    ("email-login-half", {"receivers": {"email": {"to": "sre@example.com", "sender": "h@example.com",
+                                                  "smarthost": "smtp.example.com:587", "authUsername": "h"}}},
+     "hastack:monitoring.receivers.email: authUsername and authPassword go together"),
+    ("smarthost-no-port", {"receivers": {"email": {"to": "sre@example.com", "sender": "h@example.com",
+                                                   "smarthost": "smtp.example.com"}}},
+     "hastack:monitoring.receivers.email.smarthost: smarthost must be host:port"),
+]
+
+
+@pytest.mark.parametrize("monitoring, expected", [c[1:] for c in MALFORMED_MONITORING],
+                         ids=[c[0] for c in MALFORMED_MONITORING])
+def test_malformed_monitoring_config_is_one_clear_line_and_registers_nothing(monitoring, expected):
+    raw = {**stack_file_config(DEV_STACK), "hastack:monitoring": json.dumps(monitoring)}
+    with pytest.raises(ProgramError) as caught:
+        run_program(raw, "dev")
+    problems = str(caught.value).splitlines()[1:]
+    assert len(problems) == 1 and problems[0].startswith(expected), problems
+    assert caught.value.run.resources == []
+
+
+def test_a_counter_window_shorter_than_the_archivers_retry_pause_is_refused():
+    with pytest.raises(ValueError, match="must exceed the archiver's 60 s retry pause"):
+        AlertRuleSettings(runbook_base_url="x", expected_replicas=1, patroni=False, counter_window_s=30)
