@@ -366,7 +366,14 @@ PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\s.+?-----END CERTIFIC
 PEM_PRIVATE_KEY = re.compile(r"-----BEGIN ((EC|RSA) )?PRIVATE KEY-----\s.+?-----END ((EC|RSA) )?PRIVATE KEY-----", re.DOTALL)
 # Config values that are secrets: never echoed in an error, and refused unless Pulumi
 # holds them encrypted (`pulumi config set --secret --path ...`).
-SECRET_CONFIG_PATHS = ("loadBalancer.tls.certificate", "loadBalancer.tls.key")
+SECRET_CONFIG_PATHS = (
+    "loadBalancer.tls.certificate",
+    "loadBalancer.tls.key",
+    # Alert receivers' credentials: a webhook or Slack URL carries its token, SMTP its password.
+    "monitoring.receivers.webhook.url",
+    "monitoring.receivers.email.authPassword",
+    "monitoring.receivers.slack.apiUrl",
+)
 
 
 class LoadBalancerTlsConfig(_Model):
@@ -610,7 +617,7 @@ class _Receiver(_Model):
 class WebhookReceiverConfig(_Receiver):
     """Alertmanager's webhook (JSON POST); on Azure an action-group webhook receiver."""
 
-    # May carry a token: kept as a Pulumi secret (set it with `pulumi config set --secret --path`).
+    # May carry a token: must be a Pulumi secret (`pulumi config set --secret --path`).
     url: str
 
     @field_validator("url")
@@ -629,7 +636,7 @@ class EmailReceiverConfig(_Receiver):
     sender: str | None = None
     smarthost: str | None = None
     auth_username: str | None = None
-    # Kept as a Pulumi secret.
+    # Must be a Pulumi secret.
     auth_password: str | None = None
     require_tls: bool = True
 
@@ -657,7 +664,7 @@ class EmailReceiverConfig(_Receiver):
 class SlackReceiverConfig(_Receiver):
     """Alertmanager's Slack notifier (an incoming-webhook URL). Docker/Swarm only."""
 
-    # The incoming-webhook URL is the credential: kept as a Pulumi secret.
+    # The incoming-webhook URL is the credential: must be a Pulumi secret.
     api_url: str
     channel: str | None = None
 
@@ -801,6 +808,8 @@ class StackConfig(_Model):
         if self.platform == "azure" or not self.monitoring.enabled:
             return self
         taken = {"loadBalancer.port": self.load_balancer.port, "loadBalancer.statsPort": self.load_balancer.stats_port}
+        if self.load_balancer.tls.enabled:
+            taken["loadBalancer.tls.port"] = self.load_balancer.tls.port
         for key, port in {"prometheusPort": self.monitoring.prometheus_port,
                           "alertmanagerPort": self.monitoring.alertmanager_port}.items():
             clash = [name for name, used in taken.items() if used == port]
@@ -933,9 +942,11 @@ def load_stack_config(
 
 
 def _value_at(config: StackConfig, path: str) -> Any:
-    """The value of a camelCase key path such as `loadBalancer.tls.key`."""
+    """The value of a camelCase key path such as `loadBalancer.tls.key` (None where a part is unset)."""
     value: Any = config
     for alias in path.split("."):
+        if value is None:
+            return None
         value = getattr(value, next(name for name, f in type(value).model_fields.items() if (f.alias or name) == alias))
     return value
 

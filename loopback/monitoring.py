@@ -46,6 +46,7 @@ from components.render.alert_rules import DEFAULT_FOR_S, AlertRuleSettings, rend
 from components.render.alertmanager import GROUP_WAIT_S, render_alertmanager_yml
 from components.render.postgres_exporter import (
     IN_RECOVERY,
+    exporter_tls_query,
     MONITOR_ROLE,
     REPLAY_AGE_SECONDS,
     REPLAY_PENDING_BYTES,
@@ -149,11 +150,12 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
-def _exporter(running: ExitStack, node: str, cluster: PgCluster, queries: Path, log_dir: Path) -> str:
+def _exporter(running: ExitStack, node: str, cluster: PgCluster, queries: Path, ca_file: Path, log_dir: Path) -> str:
     port = free_port()
     process = _start([find("prometheus-postgres-exporter"), f"--web.listen-address=127.0.0.1:{port}"],
                      log_dir / f"exporter-{node}.log",
-                     {"DATA_SOURCE_URI": f"127.0.0.1:{cluster.port}/postgres?sslmode=disable",
+                     # TLS verified against the stack CA, as components/docker/monitoring.py connects.
+                     {"DATA_SOURCE_URI": f"127.0.0.1:{cluster.port}/postgres?{exporter_tls_query(ca_file)}",
                       "DATA_SOURCE_USER": MONITOR_ROLE, "DATA_SOURCE_PASS": MONITOR_PASSWORD,
                       "PG_EXPORTER_EXTEND_QUERY_PATH": str(queries)})
     running.callback(_stop, process)
@@ -248,7 +250,8 @@ def watching(stack: LoopbackStack) -> Iterator[Watch]:
     queries.write_text(render_exporter_queries())
     with ExitStack() as running:
         nodes = {"primary": stack.primary, **{f"replica-{i}": r for i, r in stack.db.replicas.items()}}
-        exporters = {node: _exporter(running, node, cluster, queries, log_dir) for node, cluster in nodes.items()}
+        exporters = {node: _exporter(running, node, cluster, queries, stack.ca_file, log_dir)
+                     for node, cluster in nodes.items()}
         alertmanager, sink = _alertmanager(running, log_dir)
         targets = ScrapeTargets(
             prometheus="",

@@ -1,7 +1,7 @@
 """Prometheus, Alertmanager and the exporters on the Docker platform (`monitoring.enabled`).
 
-- one postgres_exporter per DB node, logging in as the pg_monitor role the database
-  created, with hastack's custom queries (render/postgres_exporter.py);
+- one postgres_exporter per DB node, logging in over verified TLS as the pg_monitor role
+  the database created, with hastack's custom queries (render/postgres_exporter.py);
 - one node_exporter that mounts every DB data volume read-only, for the volume-full alert;
 - Prometheus scraping them, HAProxy's /metrics, every app replica's /metrics and, with
   Patroni, every member's REST /metrics; rules from render/alert_rules.py;
@@ -28,11 +28,19 @@ from components.config import (
     DatabaseConfig,
     MonitoringConfig,
 )
-from components.docker.common import POSTGRES_PORT, data_options, env_entry, network_attachment, pulled_image
+from components.docker.common import (
+    DATABASE_CA_FILE,
+    POSTGRES_PORT,
+    data_options,
+    database_ca_upload,
+    env_entry,
+    network_attachment,
+    pulled_image,
+)
 from components.monitoring import ScrapeTargets, alert_rule_settings, alertmanager_settings, prometheus_settings
 from components.render.alert_rules import VOLUME_MOUNT_ROOT, render_alert_rules
 from components.render.alertmanager import render_alertmanager_yml
-from components.render.postgres_exporter import MONITOR_ROLE, render_exporter_queries
+from components.render.postgres_exporter import MONITOR_ROLE, exporter_tls_query, render_exporter_queries
 from components.render.prometheus import render_prometheus_yml
 
 PROMETHEUS_PORT = 9090
@@ -62,6 +70,8 @@ class MonitoringArgs:
     haproxy_metrics: str
     app_targets: Sequence[str]
     monitor_password: pulumi.Input[str]
+    # The stack CA, which the DB nodes' certificates are signed by.
+    database_ca_pem: pulumi.Input[str]
     protect: bool
     # The database: its pg_monitor role exists before the exporters log in.
     depends_on: Sequence[pulumi.Resource] = ()
@@ -116,12 +126,12 @@ class Monitoring(pulumi.ComponentResource):
                 alias,
                 image=image.image_id,
                 envs=[
-                    f"DATA_SOURCE_URI={node}:{POSTGRES_PORT}/postgres?sslmode=disable",
+                    f"DATA_SOURCE_URI={node}:{POSTGRES_PORT}/postgres?{exporter_tls_query(DATABASE_CA_FILE)}",
                     f"DATA_SOURCE_USER={MONITOR_ROLE}",
                     env_entry("DATA_SOURCE_PASS", self._args.monitor_password),
                     f"PG_EXPORTER_EXTEND_QUERY_PATH={EXPORTER_QUERIES}",
                 ],
-                uploads=[queries],
+                uploads=[queries, database_ca_upload(self._args.database_ca_pem)],
                 networks_advanced=[network_attachment(self._args.network_name, alias)],
                 restart="unless-stopped",
                 opts=self._child(depends_on=list(self._args.depends_on)),
@@ -167,7 +177,7 @@ class Monitoring(pulumi.ComponentResource):
                                             ip=PUBLISH_ADDRESS)],
             networks_advanced=[network_attachment(self._args.network_name, alias)],
             restart="unless-stopped",
-            # Two containers cannot publish the same host port.
+            # Two containers cannot publish the same host port or share the data dir.
             opts=self._child(delete_before_replace=True),
         )
 
@@ -192,5 +202,6 @@ class Monitoring(pulumi.ComponentResource):
                                             ip=PUBLISH_ADDRESS)],
             networks_advanced=[network_attachment(self._args.network_name, alias)],
             restart="unless-stopped",
+            # The same host port, and the TSDB's lock file: the old one must be gone first.
             opts=self._child(delete_before_replace=True),
         )

@@ -178,6 +178,7 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
                 haproxy_metrics=f"{LOAD_BALANCER}:{STATS_PORT}",
                 app_targets=[f"{alias}:{app.port}" for alias in app.aliases],
                 monitor_password=secrets.db_monitor_password,
+                database_ca_pem=ca.certificate_pem,
                 protect=config.protect,
                 depends_on=[database],
             ),

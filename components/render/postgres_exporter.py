@@ -66,6 +66,12 @@ def render_exporter_queries() -> str:
     return yaml.safe_dump(queries, sort_keys=False, width=1000)
 
 
+def exporter_tls_query(ca_file: str) -> str:
+    """The DATA_SOURCE_URI query string: TLS, the server verified against the stack CA (every
+    node's pg_hba admits TCP logins over `hostssl` only)."""
+    return f"sslmode=verify-full&sslrootcert={ca_file}"
+
+
 def monitor_role_sql(password_variable: str) -> str:
     """psql input creating MONITOR_ROLE with the password in psql variable `password_variable`."""
     return f"CREATE ROLE {MONITOR_ROLE} WITH LOGIN PASSWORD :'{password_variable}' IN ROLE pg_monitor;\n"

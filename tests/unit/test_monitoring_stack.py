@@ -29,12 +29,16 @@ def dev() -> ProgramRun:
     return run_stack_file(DEV_STACK)
 
 
+# Receivers' credentials must be set with --secret.
+MONITORING_SECRET = ["hastack:monitoring"]
+
+
 def run_dev_with(**overrides: dict) -> ProgramRun:
     raw = stack_file_config(DEV_STACK)
     for key, value in overrides.items():
         current = json.loads(raw.get(f"hastack:{key}", "{}"))
         raw[f"hastack:{key}"] = json.dumps({**current, **value})
-    return run_program(raw, "dev")
+    return run_program(raw, "dev", secret_keys=MONITORING_SECRET)
 
 
 def scrape_targets(run: ProgramRun) -> dict[str, list[tuple[str, dict]]]:
@@ -83,7 +87,9 @@ def test_exporters_log_in_as_the_monitor_role_with_the_generated_secret(dev):
     for node in ("db-primary", "db-replica-0"):
         exporter = dev.by_name(f"monitoring-postgres-{node}")
         env = env_of(exporter)
-        assert env["DATA_SOURCE_URI"] == f"{node}:5432/postgres?sslmode=disable"
+        assert env["DATA_SOURCE_URI"] == (
+            f"{node}:5432/postgres?sslmode=verify-full&sslrootcert=/etc/hastack/database-ca.crt")
+        assert upload(exporter, "/etc/hastack/database-ca.crt") == dev.outputs["caCertificate"]
         assert env["DATA_SOURCE_USER"] == MONITOR_ROLE and env["DATA_SOURCE_PASS"] == password
         assert any(is_secret(entry) for entry in exporter.wire_inputs["envs"])
         assert "hastack_pg" in upload(exporter, EXPORTER_QUERIES)
@@ -133,7 +139,8 @@ def test_receivers_reach_alertmanager_only_inside_a_secret():
 
 def test_azure_action_group_gets_the_email_and_webhook_receivers():
     run = run_program(config_with(PROD, monitoring={"receivers": {
-        "email": {"to": "sre@example.com"}, "webhook": {"url": "https://ops.example.com/hook?token=abc"}}}), "prod")
+        "email": {"to": "sre@example.com"}, "webhook": {"url": "https://ops.example.com/hook?token=abc"}}}), "prod",
+        secret_keys=MONITORING_SECRET)
     group = run.one(ACTION_GROUP)
     assert [r["emailAddress"] for r in group.inputs["emailReceivers"]] == ["oncall@example.com", "sre@example.com"]
     assert group.inputs["webhookReceivers"][0]["serviceUri"] == "https://ops.example.com/hook?token=abc"
@@ -156,8 +163,11 @@ MALFORMED_MONITORING = [
      "hastack:monitoring: prometheusPort and alertmanagerPort must differ (both 9000)"),
     ("port-taken-by-lb", {"alertmanagerPort": 8404},
      "hastack: monitoring.alertmanagerPort (8404) is already loadBalancer.statsPort; pick a free host port"),
+    ("port-taken-by-https", {"prometheusPort": 8443},
+     "hastack: monitoring.prometheusPort (8443) is already loadBalancer.tls.port; pick a free host port"),
+    # A credential is never echoed, not even when it is wrong.
     ("webhook-not-http", {"receivers": {"webhook": {"url": "ops.example.com/hook"}}},
-     "hastack:monitoring.receivers.webhook.url: url must be an http:// or https:// URL (got 'ops.example.com/hook')"),
+     "hastack:monitoring.receivers.webhook.url: url must be an http:// or https:// URL"),
     ("slack-plain-http", {"receivers": {"slack": {"apiUrl": "http://hooks.slack.com/x"}}},
      "hastack:monitoring.receivers.slack.apiUrl: apiUrl must be an https:// Slack incoming-webhook URL"),
     ("severity-unknown", {"receivers": {"webhook": {"url": "https://x.example.com", "severities": ["page"]}}},
@@ -180,9 +190,26 @@ MALFORMED_MONITORING = [
 def test_malformed_monitoring_config_is_one_clear_line_and_registers_nothing(monitoring, expected):
     raw = {**stack_file_config(DEV_STACK), "hastack:monitoring": json.dumps(monitoring)}
     with pytest.raises(ProgramError) as caught:
-        run_program(raw, "dev")
+        run_program(raw, "dev", secret_keys=MONITORING_SECRET)
     problems = str(caught.value).splitlines()[1:]
     assert len(problems) == 1 and problems[0].startswith(expected), problems
+    assert "ops.example.com" not in str(caught.value)
+    assert caught.value.run.resources == []
+
+
+@pytest.mark.parametrize("receivers, path", [
+    ({"slack": {"apiUrl": "https://hooks.slack.com/services/T/B/X"}}, "monitoring.receivers.slack.apiUrl"),
+    ({"webhook": {"url": "https://ops.example.com/hook"}}, "monitoring.receivers.webhook.url"),
+    ({"email": {"to": "sre@example.com", "sender": "h@example.com", "smarthost": "smtp.example.com:587",
+                "authUsername": "h", "authPassword": "pw"}}, "monitoring.receivers.email.authPassword"),
+])
+def test_a_receiver_credential_in_plaintext_is_refused(receivers, path):
+    raw = {**stack_file_config(DEV_STACK), "hastack:monitoring": json.dumps({"receivers": receivers})}
+    with pytest.raises(ProgramError) as caught:
+        run_program(raw, "dev")
+    assert str(caught.value).splitlines()[1:] == [
+        f"hastack:{path}: must be a Pulumi secret, not plaintext in the stack file; "
+        f"set it with: pulumi config set --secret --path 'hastack:{path}' < FILE"]
     assert caught.value.run.resources == []
 
 

@@ -80,7 +80,8 @@ def test_the_first_replica_waits_for_the_database_and_the_load_balancer_for_all_
 def test_only_the_fixed_port_load_balancer_and_the_single_writer_data_dirs_replace_delete_first():
     run = run_with_app_replicas(2)
     delete_first = sorted(r.name for r in run.of_type(CONTAINER) if r.delete_before_replace)
-    assert delete_first == ["db-primary", "db-replica-0", "lb-haproxy"]
+    # Prometheus and Alertmanager publish fixed ports and lock their data dirs too.
+    assert delete_first == ["db-primary", "db-replica-0", "lb-haproxy", "monitoring-alertmanager", "monitoring-prometheus"]
 
 
 # ---------------------------------------------------------------- failover: patroni
@@ -105,4 +106,5 @@ def test_with_patroni_the_app_waits_for_every_member():
 def test_with_patroni_every_data_dir_owner_replaces_delete_first():
     run = run_patroni(1)
     delete_first = sorted(r.name for r in run.of_type(CONTAINER) if r.delete_before_replace)
-    assert delete_first == ["db-0", "db-1", "etcd-0", "etcd-1", "etcd-2", "lb-haproxy"]
+    assert delete_first == ["db-0", "db-1", "etcd-0", "etcd-1", "etcd-2", "lb-haproxy", "monitoring-alertmanager",
+                            "monitoring-prometheus"]
