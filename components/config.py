@@ -683,10 +683,6 @@ class ReceiversConfig(_Model):
     email: EmailReceiverConfig | None = None
     slack: SlackReceiverConfig | None = None
 
-    @property
-    def configured(self) -> bool:
-        return any((self.webhook, self.email, self.slack))
-
 
 class MonitoringConfig(_Model):
     """Prometheus, Alertmanager and exporters on the self-hosted platforms; receivers on every platform."""

@@ -158,50 +158,50 @@ class Monitoring(pulumi.ComponentResource):
         return alias
 
     def _alertmanager(self, alias: str) -> None:
-        image = pulled_image(f"{alias}-image", ALERTMANAGER_IMAGE, self)
-        data = docker.Volume(f"{alias}-data", driver="local", opts=data_options(self, self._args.protect))
         # The receivers' URLs and passwords are in it.
         config = pulumi.Output.secret(render_alertmanager_yml(alertmanager_settings(self._args.config.receivers)))
-        docker.Container(
-            alias,
-            image=image.image_id,
+        self._published_server(
+            alias, ALERTMANAGER_IMAGE,
             command=[
                 f"--config.file={ALERTMANAGER_CONFIG}",
                 "--storage.path=/alertmanager",
                 # One Alertmanager: no gossip port for peers.
                 "--cluster.listen-address=",
             ],
-            uploads=[docker.ContainerUploadArgs(file=ALERTMANAGER_CONFIG, content=config, permissions="0644")],
-            volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path="/alertmanager")],
-            ports=[docker.ContainerPortArgs(internal=ALERTMANAGER_PORT, external=self._args.config.alertmanager_port,
-                                            ip=PUBLISH_ADDRESS)],
-            networks_advanced=[network_attachment(self._args.network_name, alias)],
-            restart="unless-stopped",
-            # Two containers cannot publish the same host port or share the data dir.
-            opts=self._child(delete_before_replace=True),
+            files={ALERTMANAGER_CONFIG: config},
+            data_path="/alertmanager",
+            port=ALERTMANAGER_PORT, host_port=self._args.config.alertmanager_port,
         )
 
     def _prometheus(self) -> None:
-        alias = f"{self._name}-prometheus"
-        image = pulled_image(f"{alias}-image", PROMETHEUS_IMAGE, self)
-        data = docker.Volume(f"{alias}-data", driver="local", opts=data_options(self, self._args.protect))
-        docker.Container(
-            alias,
-            image=image.image_id,
+        self._published_server(
+            f"{self._name}-prometheus", PROMETHEUS_IMAGE,
             command=[
                 f"--config.file={PROMETHEUS_CONFIG}",
                 "--storage.tsdb.path=/prometheus",
                 f"--storage.tsdb.retention.time={self._args.config.retention_days}d",
             ],
-            uploads=[
-                docker.ContainerUploadArgs(file=PROMETHEUS_CONFIG, content=self.prometheus_config, permissions="0644"),
-                docker.ContainerUploadArgs(file=RULE_FILE, content=self.alert_rules, permissions="0644"),
-            ],
-            volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path="/prometheus")],
-            ports=[docker.ContainerPortArgs(internal=PROMETHEUS_PORT, external=self._args.config.prometheus_port,
-                                            ip=PUBLISH_ADDRESS)],
+            files={PROMETHEUS_CONFIG: self.prometheus_config, RULE_FILE: self.alert_rules},
+            data_path="/prometheus",
+            port=PROMETHEUS_PORT, host_port=self._args.config.prometheus_port,
+        )
+
+    def _published_server(self, alias: str, image_reference: str, *, command: list[str],
+                          files: dict[str, pulumi.Input[str]], data_path: str, port: int, host_port: int) -> None:
+        """Prometheus or Alertmanager: config files, its own data volume, and its port on the
+        engine host's loopback."""
+        image = pulled_image(f"{alias}-image", image_reference, self)
+        data = docker.Volume(f"{alias}-data", driver="local", opts=data_options(self, self._args.protect))
+        docker.Container(
+            alias,
+            image=image.image_id,
+            command=command,
+            uploads=[docker.ContainerUploadArgs(file=path, content=content, permissions="0644")
+                     for path, content in files.items()],
+            volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=data_path)],
+            ports=[docker.ContainerPortArgs(internal=port, external=host_port, ip=PUBLISH_ADDRESS)],
             networks_advanced=[network_attachment(self._args.network_name, alias)],
             restart="unless-stopped",
-            # The same host port, and the TSDB's lock file: the old one must be gone first.
+            # The same host port, and the data dir's lock: the old container must be gone first.
             opts=self._child(delete_before_replace=True),
         )
