@@ -50,6 +50,7 @@ PROMETHEUS_IMAGE = "prom/prometheus:v2.42.0"
 ALERTMANAGER_IMAGE = "prom/alertmanager:v0.25.0"
 POSTGRES_EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.11.1"
 NODE_EXPORTER_IMAGE = "prom/node-exporter:v1.5.0"
+BLACKBOX_EXPORTER_IMAGE = "prom/blackbox-exporter:v0.23.0"
 
 # Azure Database for PostgreSQL Flexible Server majors we allow for managed mode.
 MANAGED_POSTGRES_VERSIONS = ("15", "16", "17")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from components.config import DatabaseConfig, MonitoringConfig, ReceiversConfig
 from components.render.alert_rules import DEFAULT_FOR_S, AlertRuleSettings
 from components.render.alertmanager import AlertmanagerSettings, Email, Slack, Webhook
+from components.render.blackbox import TLS_EXPIRY_MODULE
 from components.render.prometheus import (
     JOB_ALERTMANAGER,
     JOB_APP,
@@ -21,6 +22,7 @@ from components.render.prometheus import (
     JOB_PATRONI,
     JOB_POSTGRES,
     JOB_PROMETHEUS,
+    JOB_TLS,
     JOB_VOLUMES,
     PrometheusSettings,
     ScrapeJob,
@@ -46,6 +48,9 @@ class ScrapeTargets:
     # node_exporters that see the data volumes.
     volumes: Sequence[str] = ()
     alertmanagers: Sequence[str] = ()
+    # HTTPS endpoints whose certificates the blackbox exporter `tls_prober` checks.
+    tls_endpoints: Sequence[str] = ()
+    tls_prober: str | None = None
 
 
 def scrape_jobs(targets: ScrapeTargets) -> tuple[ScrapeJob, ...]:
@@ -63,6 +68,8 @@ def scrape_jobs(targets: ScrapeTargets) -> tuple[ScrapeJob, ...]:
         ScrapeJob(JOB_POSTGRES, per_node(targets.postgres_exporters)),
         ScrapeJob(JOB_PATRONI, per_node(targets.patroni)),
         ScrapeJob(JOB_VOLUMES, plain(targets.volumes)),
+        *([ScrapeJob(JOB_TLS, plain(targets.tls_endpoints), prober=targets.tls_prober, module=TLS_EXPIRY_MODULE)]
+          if targets.tls_prober else []),
     )
 
 

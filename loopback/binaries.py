@@ -32,5 +32,6 @@ def find(name: str) -> str:
                "openssl": "openssl",
                "prometheus": "prometheus", "promtool": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager",
                "amtool": "prometheus-alertmanager",
-               "prometheus-postgres-exporter": "prometheus-postgres-exporter"}.get(name, "postgresql-15")
+               "prometheus-postgres-exporter": "prometheus-postgres-exporter",
+               "prometheus-blackbox-exporter": "prometheus-blackbox-exporter"}.get(name, "postgresql-15")
     raise MissingBinary(f"{name} is not installed; run: apt-get install -y {package}")

@@ -3,6 +3,8 @@
 - one postgres_exporter per DB node, logging in over verified TLS as the pg_monitor role
   the database created, with hastack's custom queries (render/postgres_exporter.py);
 - one node_exporter that mounts every DB data volume read-only, for the volume-full alert;
+- with HTTPS at the edge, one blackbox_exporter probing HAProxy's TLS listener, for the
+  certificate-expiry alert;
 - Prometheus scraping them, HAProxy's /metrics, every app replica's /metrics and, with
   Patroni, every member's REST /metrics; rules from render/alert_rules.py;
 - Alertmanager with the receivers of `monitoring.receivers` (its config is a secret).
@@ -22,6 +24,7 @@ import pulumi_docker as docker
 
 from components.config import (
     ALERTMANAGER_IMAGE,
+    BLACKBOX_EXPORTER_IMAGE,
     NODE_EXPORTER_IMAGE,
     POSTGRES_EXPORTER_IMAGE,
     PROMETHEUS_IMAGE,
@@ -40,6 +43,7 @@ from components.docker.common import (
 from components.monitoring import ScrapeTargets, alert_rule_settings, alertmanager_settings, prometheus_settings
 from components.render.alert_rules import VOLUME_MOUNT_ROOT, render_alert_rules
 from components.render.alertmanager import render_alertmanager_yml
+from components.render.blackbox import render_blackbox_yml
 from components.render.postgres_exporter import MONITOR_ROLE, exporter_tls_query, render_exporter_queries
 from components.render.prometheus import render_prometheus_yml
 
@@ -47,6 +51,7 @@ PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
 POSTGRES_EXPORTER_PORT = 9187
 NODE_EXPORTER_PORT = 9100
+BLACKBOX_PORT = 9115
 # Patroni's REST API (components/docker/patroni.py RESTAPI_PORT), which serves /metrics.
 PATRONI_REST_PORT = 8008
 
@@ -54,6 +59,7 @@ PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 RULE_FILE = "/etc/prometheus/rules/hastack.yml"
 ALERTMANAGER_CONFIG = "/etc/alertmanager/alertmanager.yml"
 EXPORTER_QUERIES = "/etc/postgres_exporter/queries.yaml"
+BLACKBOX_CONFIG = "/etc/blackbox_exporter/config.yml"
 # Only loopback on the engine host: the UIs have no authentication.
 PUBLISH_ADDRESS = "127.0.0.1"
 
@@ -69,6 +75,8 @@ class MonitoringArgs:
     # `alias:port` of HAProxy's stats listener and of every app replica.
     haproxy_metrics: str
     app_targets: Sequence[str]
+    # `alias:port` of every HTTPS listener whose certificate expiry is watched.
+    tls_endpoints: Sequence[str]
     monitor_password: pulumi.Input[str]
     # The stack CA, which the DB nodes' certificates are signed by.
     database_ca_pem: pulumi.Input[str]
@@ -101,6 +109,8 @@ class Monitoring(pulumi.ComponentResource):
             if args.database.failover == "patroni" else {},
             volumes=[f"{volumes}:{NODE_EXPORTER_PORT}"],
             alertmanagers=[f"{alertmanager}:{ALERTMANAGER_PORT}"],
+            tls_endpoints=list(args.tls_endpoints),
+            tls_prober=f"{self._tls_prober()}:{BLACKBOX_PORT}" if args.tls_endpoints else None,
         )
         self.prometheus_config = render_prometheus_yml(prometheus_settings(
             targets, scrape_interval_s=args.config.scrape_interval_s,
@@ -151,6 +161,21 @@ class Monitoring(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(volume_name=volume, container_path=f"{VOLUME_MOUNT_ROOT}/{node}", read_only=True)
                 for node, volume in zip(self._args.db_nodes, self._args.db_data_volumes, strict=True)
             ],
+            networks_advanced=[network_attachment(self._args.network_name, alias)],
+            restart="unless-stopped",
+            opts=self._child(),
+        )
+        return alias
+
+    def _tls_prober(self) -> str:
+        """blackbox_exporter with the TLS-expiry module; Prometheus sends it the targets."""
+        alias = f"{self._name}-tls-probe"
+        image = pulled_image(f"{alias}-image", BLACKBOX_EXPORTER_IMAGE, self)
+        docker.Container(
+            alias,
+            image=image.image_id,
+            command=[f"--config.file={BLACKBOX_CONFIG}"],
+            uploads=[docker.ContainerUploadArgs(file=BLACKBOX_CONFIG, content=render_blackbox_yml(), permissions="0644")],
             networks_advanced=[network_attachment(self._args.network_name, alias)],
             restart="unless-stopped",
             opts=self._child(),

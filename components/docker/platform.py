@@ -15,7 +15,7 @@ from components.docker.app import App, AppArgs
 from components.docker.common import PostgresCluster, database_ca_upload
 from components.docker.database import Database, DatabaseArgs
 from components.docker.etcd import Etcd, EtcdArgs
-from components.docker.load_balancer import STATS_PORT, LoadBalancer, LoadBalancerArgs
+from components.docker.load_balancer import STATS_PORT, TLS_LISTEN_PORT, LoadBalancer, LoadBalancerArgs
 from components.docker.monitoring import Monitoring, MonitoringArgs
 from components.docker.network import Network, NetworkArgs
 from components.docker.patroni import PatroniDatabase, PatroniDatabaseArgs
@@ -177,6 +177,7 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
                 db_data_volumes=database.data_volume_names,
                 haproxy_metrics=f"{LOAD_BALANCER}:{STATS_PORT}",
                 app_targets=[f"{alias}:{app.port}" for alias in app.aliases],
+                tls_endpoints=[f"{LOAD_BALANCER}:{TLS_LISTEN_PORT}"] if load_balancer.tls_port else [],
                 monitor_password=secrets.db_monitor_password,
                 database_ca_pem=ca.certificate_pem,
                 protect=config.protect,

@@ -10,8 +10,9 @@ the pinned exporters, checked against the real binaries (docs/monitoring.md):
 - Patroni's REST `/metrics` (`patroni_primary`, exported by 3.0.2 beside `patroni_master`,
   and the only one of the two Patroni 4 keeps);
 - node_exporter's filesystem collector, for the data volumes;
-- pgbackrest_exporter for backup age and blackbox_exporter for certificates, whose metric
-  selectors are settings (`backup_age_metric`, `certificate_expiry_metric`).
+- blackbox_exporter's TLS probe (render/blackbox.py) for certificates, and
+  pgbackrest_exporter for backup age; both selectors are settings (`certificate_expiry_metric`,
+  `backup_age_metric`).
 
 Every alert has `severity` (critical: users are or will shortly be hurt; warning: HA is
 degraded) and a `runbook_url` pointing at its section of docs/runbooks.md.
@@ -30,7 +31,7 @@ from .postgres_exporter import (
     REPLAY_PENDING_BYTES,
     WAL_UNARCHIVED_BYTES,
 )
-from .prometheus import JOB_HAPROXY, JOB_PATRONI, JOB_POSTGRES, JOB_VOLUMES, duration
+from .prometheus import JOB_HAPROXY, JOB_PATRONI, JOB_POSTGRES, JOB_TLS, JOB_VOLUMES, duration
 
 # The brief's replication-lag threshold.
 REPLICATION_LAG_BYTES = 1024 * 1024
@@ -53,8 +54,8 @@ ARCHIVER_RETRY_PAUSE_S = 60
 # woblerr/pgbackrest_exporter: seconds since the newest completed backup of any type
 # (`backup_type="incr"` counts full and differential ones too).
 PGBACKREST_BACKUP_AGE = 'pgbackrest_backup_since_last_completion_seconds{backup_type="incr"}'
-# blackbox_exporter's TLS probe: the earliest expiry (Unix time) in the served chain.
-BLACKBOX_CERT_EXPIRY = "probe_ssl_earliest_cert_expiry"
+# blackbox_exporter's TLS probe (render/blackbox.py): the earliest expiry (Unix time) in the served chain.
+BLACKBOX_CERT_EXPIRY = f'probe_ssl_earliest_cert_expiry{{job="{JOB_TLS}"}}'
 
 # How long each alert's condition must hold before it fires (`for`), in seconds.
 DEFAULT_FOR_S: Mapping[str, float] = {

@@ -20,6 +20,7 @@ JOB_POSTGRES = "postgres"
 JOB_PATRONI = "patroni"
 JOB_APP = "app"
 JOB_VOLUMES = "volumes"
+JOB_TLS = "tls"
 
 
 def duration(seconds: float) -> str:
@@ -43,6 +44,14 @@ class ScrapeJob:
     name: str
     targets: tuple[ScrapeTarget, ...]
     metrics_path: str = "/metrics"
+    # A blackbox_exporter (`host:port`) that probes the targets with `module`, instead of
+    # scraping them: Prometheus asks it for /probe?module=...&target=<target>.
+    prober: str | None = None
+    module: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.prober is None) != (self.module is None):
+            raise ValueError("a probing job needs both prober and module")
 
 
 @dataclass(frozen=True)
@@ -88,12 +97,25 @@ def render_prometheus_yml(s: PrometheusSettings) -> str:
 
 
 def _scrape_config(job: ScrapeJob) -> dict:
-    return {
+    config = {
         "job_name": job.name,
         "metrics_path": job.metrics_path,
         # One static config per target, so each carries its own labels.
         "static_configs": [
             {"targets": [target.address], **({"labels": dict(target.labels)} if target.labels else {})}
             for target in job.targets
+        ],
+    }
+    if job.prober is None:
+        return config
+    # blackbox_exporter's multi-target pattern: the target becomes a URL parameter and the
+    # `instance` label, and the request goes to the prober.
+    return config | {
+        "metrics_path": "/probe",
+        "params": {"module": [job.module]},
+        "relabel_configs": [
+            {"source_labels": ["__address__"], "target_label": "__param_target"},
+            {"source_labels": ["__param_target"], "target_label": "instance"},
+            {"target_label": "__address__", "replacement": job.prober},
         ],
     }

@@ -5,17 +5,23 @@ it names and stays quiet on the look-alike that is not one."""
 from __future__ import annotations
 
 import subprocess
+import time
+from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from components.config import DatabaseConfig, MonitoringConfig, ReceiversConfig
 from components.monitoring import ScrapeTargets, alert_rule_settings, alertmanager_settings, prometheus_settings
 from components.render.alert_rules import DEFAULT_FOR_S, AlertRuleSettings, hastack_alerts, render_alert_rules
 from components.render.alertmanager import render_alertmanager_yml
+from components.render.blackbox import TLS_EXPIRY_MODULE, render_blackbox_yml
 from components.render.prometheus import render_prometheus_yml
 from loopback.binaries import find
+from loopback.ports import free_port, wait_for_port
 from tests.integration.conftest import require_binaries
 
 pytestmark = pytest.mark.integration
@@ -235,13 +241,50 @@ def test_rendered_prometheus_config_and_rules_pass_promtool_check(promtool, tmp_
     targets = ScrapeTargets(prometheus="localhost:9090", haproxy=["lb:8404"], apps=["app-0:8000", "app-1:8000"],
                             postgres_exporters={"db-primary": "monitoring-postgres-db-primary:9187"},
                             patroni={"db-0": "db-0:8008"}, volumes=["monitoring-volumes:9100"],
-                            alertmanagers=["monitoring-alertmanager:9093"])
+                            alertmanagers=["monitoring-alertmanager:9093"], tls_endpoints=["lb:8443"],
+                            tls_prober="monitoring-tls-probe:9115")
     config = tmp_path / "prometheus.yml"
     config.write_text(render_prometheus_yml(prometheus_settings(targets, scrape_interval_s=15, evaluation_interval_s=15,
                                                                 rule_file=str(rules), stack="dev")))
     result = run([promtool, "check", "config", str(config)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 1 rule files found" in result.stdout
+
+
+@pytest.fixture
+def blackbox() -> str:
+    require_binaries("prometheus-blackbox-exporter", "openssl")
+    return find("prometheus-blackbox-exporter")
+
+
+def test_the_tls_probe_reads_a_served_certificates_expiry_with_the_real_blackbox_exporter(blackbox, tmp_path: Path):
+    """Debian's blackbox_exporter 0.23 with the rendered module, against `openssl s_server`
+    serving a self-signed certificate that expires in 10 days: the metric the alert reads is
+    there, and says 10 days."""
+    config = tmp_path / "blackbox.yml"
+    config.write_text(render_blackbox_yml())
+    assert run([blackbox, f"--config.file={config}", "--config.check"]).returncode == 0
+    key, cert = tmp_path / "server.key", tmp_path / "server.crt"
+    made = run([find("openssl"), "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "10", "-subj", "/CN=localhost"])
+    assert made.returncode == 0, made.stderr
+    tls_port, probe_port = free_port(), free_port()
+    with ExitStack() as running:
+        for argv in ([find("openssl"), "s_server", "-accept", f"127.0.0.1:{tls_port}", "-cert", str(cert),
+                      "-key", str(key), "-quiet", "-naccept", "100"],
+                     [blackbox, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{probe_port}"]):
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+            running.callback(process.wait, 10)
+            running.callback(process.kill)
+        wait_for_port(tls_port)
+        wait_for_port(probe_port)
+        answer = httpx.get(f"http://127.0.0.1:{probe_port}/probe",
+                           params={"module": TLS_EXPIRY_MODULE, "target": f"127.0.0.1:{tls_port}"}, timeout=10).text
+    values = {s.name: s.value for family in text_string_to_metric_families(answer) for s in family.samples}
+    assert values["probe_success"] == 1
+    days_left = (values["probe_ssl_earliest_cert_expiry"] - time.time()) / 86400
+    assert 9.9 < days_left <= 10
 
 
 RECEIVERS = {

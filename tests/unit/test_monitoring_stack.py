@@ -11,7 +11,13 @@ import re
 import pytest
 import yaml
 
-from components.config import ALERTMANAGER_IMAGE, NODE_EXPORTER_IMAGE, POSTGRES_EXPORTER_IMAGE, PROMETHEUS_IMAGE
+from components.config import (
+    ALERTMANAGER_IMAGE,
+    BLACKBOX_EXPORTER_IMAGE,
+    NODE_EXPORTER_IMAGE,
+    POSTGRES_EXPORTER_IMAGE,
+    PROMETHEUS_IMAGE,
+)
 from components.render.alert_rules import AlertRuleSettings, hastack_alerts, runbook_anchor
 from components.docker.monitoring import ALERTMANAGER_CONFIG, EXPORTER_QUERIES, PROMETHEUS_CONFIG, RULE_FILE
 from components.render.postgres import MONITOR_DB_PASSWORD_ENV
@@ -55,9 +61,10 @@ def alert_names(run: ProgramRun) -> list[str]:
 def test_dev_runs_prometheus_alertmanager_and_an_exporter_per_db_node_from_pinned_images(dev):
     names = [c.name for c in containers(dev, "monitoring-")]
     assert names == ["monitoring-alertmanager", "monitoring-postgres-db-primary", "monitoring-postgres-db-replica-0",
-                     "monitoring-prometheus", "monitoring-volumes"]
+                     "monitoring-prometheus", "monitoring-tls-probe", "monitoring-volumes"]
     pulled = {r.inputs["name"] for r in dev.of_type(REMOTE_IMAGE)}
-    assert {PROMETHEUS_IMAGE, ALERTMANAGER_IMAGE, POSTGRES_EXPORTER_IMAGE, NODE_EXPORTER_IMAGE} <= pulled
+    assert {PROMETHEUS_IMAGE, ALERTMANAGER_IMAGE, POSTGRES_EXPORTER_IMAGE, NODE_EXPORTER_IMAGE,
+            BLACKBOX_EXPORTER_IMAGE} <= pulled
     assert dev.outputs["prometheusUrl"] == "http://127.0.0.1:9090"
     assert dev.outputs["alertmanagerUrl"] == "http://127.0.0.1:9093"
     for name in names:
@@ -72,11 +79,24 @@ def test_dev_prometheus_scrapes_haproxy_every_app_replica_and_every_db_exporter(
     assert targets["postgres"] == [("monitoring-postgres-db-primary:9187", {"node": "db-primary"}),
                                    ("monitoring-postgres-db-replica-0:9187", {"node": "db-replica-0"})]
     assert targets["volumes"] == [("monitoring-volumes:9100", {})]
+    # HAProxy's HTTPS listener, probed by the blackbox exporter for its certificate's expiry.
+    assert targets["tls"] == [("lb:8443", {})]
     assert "patroni" not in targets
     config = yaml.safe_load(upload(dev.by_name("monitoring-prometheus"), PROMETHEUS_CONFIG))
     assert config["global"]["scrape_interval"] == "15s" and config["rule_files"] == [RULE_FILE]
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["monitoring-alertmanager:9093"]
     assert "PatroniNoLeader" not in alert_names(dev) and "PostgresReplicaNotStreaming" in alert_names(dev)
+
+
+def test_the_tls_probe_goes_through_the_blackbox_exporter_and_only_with_https_on(dev):
+    config = yaml.safe_load(upload(dev.by_name("monitoring-prometheus"), PROMETHEUS_CONFIG))
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "tls")
+    assert job["metrics_path"] == "/probe" and job["params"] == {"module": ["tls_expiry"]}
+    assert job["relabel_configs"][-1] == {"target_label": "__address__", "replacement": "monitoring-tls-probe:9115"}
+    probe = yaml.safe_load(upload(dev.by_name("monitoring-tls-probe"), "/etc/blackbox_exporter/config.yml"))
+    assert probe["modules"]["tls_expiry"]["tcp"]["tls"] is True
+    plain = run_dev_with(loadBalancer={"tls": {"enabled": False}})
+    assert containers(plain, "monitoring-tls-probe") == [] and "tls" not in scrape_targets(plain)
 
 
 def test_exporters_log_in_as_the_monitor_role_with_the_generated_secret(dev):
