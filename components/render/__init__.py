@@ -9,6 +9,9 @@ so every renderer is a plain function of its settings and can be tested anywhere
               replica bootstrap script
 - `patroni`:  patroni.yml and its post-bootstrap script, for automatic failover
 - `etcd`:     the flags of each member of the etcd cluster Patroni keeps its state in
+- `prometheus`, `alert_rules`, `alertmanager`, `postgres_exporter`, `blackbox`:
+              the monitoring stack's configs (prometheus.yml, the rule file,
+              alertmanager.yml, the exporter's queries, the TLS probe)
 
 docs/render.md lists who consumes each output.
 """
