@@ -40,6 +40,7 @@ from components.docker.common import (
     network_attachment,
     pulled_image,
 )
+from components.docker.patroni import RESTAPI_PORT
 from components.monitoring import ScrapeTargets, alert_rule_settings, alertmanager_settings, prometheus_settings
 from components.render.alert_rules import VOLUME_MOUNT_ROOT, render_alert_rules
 from components.render.alertmanager import render_alertmanager_yml
@@ -52,8 +53,6 @@ ALERTMANAGER_PORT = 9093
 POSTGRES_EXPORTER_PORT = 9187
 NODE_EXPORTER_PORT = 9100
 BLACKBOX_PORT = 9115
-# Patroni's REST API (components/docker/patroni.py RESTAPI_PORT), which serves /metrics.
-PATRONI_REST_PORT = 8008
 
 PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 RULE_FILE = "/etc/prometheus/rules/hastack.yml"
@@ -105,7 +104,8 @@ class Monitoring(pulumi.ComponentResource):
             haproxy=[args.haproxy_metrics],
             apps=list(args.app_targets),
             postgres_exporters={node: f"{exporter}:{POSTGRES_EXPORTER_PORT}" for node, exporter in exporters.items()},
-            patroni={node: f"{node}:{PATRONI_REST_PORT}" for node in args.db_nodes}
+            # Patroni's REST API serves /metrics too.
+            patroni={node: f"{node}:{RESTAPI_PORT}" for node in args.db_nodes}
             if args.database.failover == "patroni" else {},
             volumes=[f"{volumes}:{NODE_EXPORTER_PORT}"],
             alertmanagers=[f"{alertmanager}:{ALERTMANAGER_PORT}"],
