@@ -31,6 +31,7 @@ from .postgres_exporter import (
     REPLAY_PENDING_BYTES,
     WAL_UNARCHIVED_BYTES,
 )
+from .haproxy import APP_BACKEND, READ_BACKEND
 from .prometheus import JOB_HAPROXY, JOB_PATRONI, JOB_POSTGRES, JOB_TLS, JOB_VOLUMES, duration
 
 # The brief's replication-lag threshold.
@@ -42,8 +43,9 @@ CERTIFICATE_EXPIRY_DAYS = 14
 # Where the volume exporter mounts each data volume (`<root>/<node>`); the exporter's
 # own root and bind mounts are someone else's disks.
 VOLUME_MOUNT_ROOT = "/volumes"
-# The HAProxy backend that holds the app replicas (render/haproxy.py APP_BACKEND).
-APP_PROXY = "app"
+# The HAProxy backends over the app replicas: writes (checked on the writer path) and,
+# with a read health path, reads (checked on it).
+APP_PROXIES = (APP_BACKEND, READ_BACKEND)
 
 # After NUM_ARCHIVE_RETRIES (3) failed attempts a second apart, PostgreSQL's archiver
 # waits PGARCH_AUTOWAKE_INTERVAL (60 s) before trying again (src/backend/postmaster/pgarch.c),
@@ -167,7 +169,7 @@ def hastack_alerts(s: AlertRuleSettings) -> list[Alert]:
                             f'(max(patroni_primary{{job="{JOB_PATRONI}"}}) or vector(0)) < 1',
                             "The Patroni cluster has no leader",
                             "No Patroni member reports itself as the leader."))
-    app = f'job="{JOB_HAPROXY}",proxy="{APP_PROXY}"'
+    app = f'job="{JOB_HAPROXY}",proxy=~"{"|".join(APP_PROXIES)}"'
     volumes = f'job="{JOB_VOLUMES}",mountpoint=~"{VOLUME_MOUNT_ROOT}/.+"'
     window = duration(s.counter_window_s)
     alerts += [
@@ -178,7 +180,8 @@ def hastack_alerts(s: AlertRuleSettings) -> list[Alert]:
         Alert("NoHealthyBackend", "critical",
               f"haproxy_backend_active_servers{{{app}}} < 1 or up{{job=\"{JOB_HAPROXY}\"}} == 0",
               "The load balancer has no healthy app replica to send requests to",
-              "Every request to the app fails."),
+              "{{ with $labels.proxy }}Backend {{ . }} has no healthy replica: every request it takes fails."
+              "{{ else }}HAProxy does not answer: no request is served.{{ end }}"),
         Alert("PostgresWalArchiveFailing", "critical",
               # The failure counter only ever grows; its increase over the window is the signal.
               f"increase(pg_stat_archiver_failed_count{{{pg}}}[{window}]) > 0"

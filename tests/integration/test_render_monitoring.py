@@ -156,11 +156,18 @@ CASES = {
     ],
     ("NoHealthyBackend", True): [
         case("NoHealthyBackend", {'haproxy_backend_active_servers{job="haproxy",proxy="app"}': "0x12"}, "1m",
-             {"job": "haproxy", "proxy": "app"}, "Every request to the app fails."),
+             {"job": "haproxy", "proxy": "app"}, "Backend app has no healthy replica: every request it takes fails."),
+        # Reads have their own backend; it empties when storage fails everywhere.
+        case("NoHealthyBackend", {'haproxy_backend_active_servers{job="haproxy",proxy="app_read"}': "0x12",
+                                  'haproxy_backend_active_servers{job="haproxy",proxy="app"}': "2x12"}, "1m",
+             {"job": "haproxy", "proxy": "app_read"},
+             "Backend app_read has no healthy replica: every request it takes fails."),
         case("NoHealthyBackend", {'up{job="haproxy",instance="lb:8404"}': "0x12"}, "1m",
-             {"job": "haproxy", "instance": "lb:8404"}, "Every request to the app fails."),
+             {"job": "haproxy", "instance": "lb:8404"}, "HAProxy does not answer: no request is served."),
     ],
     ("NoHealthyBackend", False): [
+        # The stats frontend and other proxies are not the app.
+        case("NoHealthyBackend", {'haproxy_backend_active_servers{job="haproxy",proxy="stats"}': "0x12"}, "1m", None),
         case("NoHealthyBackend", {'haproxy_backend_active_servers{job="haproxy",proxy="app"}': "1x12",
                                   'up{job="haproxy",instance="lb:8404"}': "1x12"}, "1m", None),
     ],
