@@ -132,9 +132,8 @@ class Monitoring(pulumi.ComponentResource):
         aliases = {}
         for node in nodes:
             alias = f"{self._name}-postgres-{node}"
-            docker.Container(
-                alias,
-                image=image.image_id,
+            self._exporter(
+                alias, image,
                 envs=[
                     f"DATA_SOURCE_URI={node}:{POSTGRES_PORT}/postgres?{exporter_tls_query(DATABASE_CA_FILE)}",
                     f"DATA_SOURCE_USER={MONITOR_ROLE}",
@@ -142,9 +141,7 @@ class Monitoring(pulumi.ComponentResource):
                     f"PG_EXPORTER_EXTEND_QUERY_PATH={EXPORTER_QUERIES}",
                 ],
                 uploads=[queries, database_ca_upload(self._args.database_ca_pem)],
-                networks_advanced=[network_attachment(self._args.network_name, alias)],
-                restart="unless-stopped",
-                opts=self._child(depends_on=list(self._args.depends_on)),
+                depends_on=self._args.depends_on,
             )
             aliases[node] = alias
         return aliases
@@ -152,35 +149,37 @@ class Monitoring(pulumi.ComponentResource):
     def _volume_exporter(self) -> str:
         """node_exporter's filesystem collector over every DB data volume, mounted read-only."""
         alias = f"{self._name}-volumes"
-        image = pulled_image(f"{alias}-image", NODE_EXPORTER_IMAGE, self)
-        docker.Container(
-            alias,
-            image=image.image_id,
+        self._exporter(
+            alias, pulled_image(f"{alias}-image", NODE_EXPORTER_IMAGE, self),
             command=["--collector.disable-defaults", "--collector.filesystem"],
             volumes=[
                 docker.ContainerVolumeArgs(volume_name=volume, container_path=f"{VOLUME_MOUNT_ROOT}/{node}", read_only=True)
                 for node, volume in zip(self._args.db_nodes, self._args.db_data_volumes, strict=True)
             ],
-            networks_advanced=[network_attachment(self._args.network_name, alias)],
-            restart="unless-stopped",
-            opts=self._child(),
         )
         return alias
 
     def _tls_prober(self) -> str:
         """blackbox_exporter with the TLS-expiry module; Prometheus sends it the targets."""
         alias = f"{self._name}-tls-probe"
-        image = pulled_image(f"{alias}-image", BLACKBOX_EXPORTER_IMAGE, self)
-        docker.Container(
-            alias,
-            image=image.image_id,
+        self._exporter(
+            alias, pulled_image(f"{alias}-image", BLACKBOX_EXPORTER_IMAGE, self),
             command=[f"--config.file={BLACKBOX_CONFIG}"],
             uploads=[docker.ContainerUploadArgs(file=BLACKBOX_CONFIG, content=render_blackbox_yml(), permissions="0644")],
-            networks_advanced=[network_attachment(self._args.network_name, alias)],
-            restart="unless-stopped",
-            opts=self._child(),
         )
         return alias
+
+    def _exporter(self, alias: str, image: docker.RemoteImage, *, depends_on: Sequence[pulumi.Resource] = (),
+                  **container_args) -> docker.Container:
+        """An exporter: reachable as `alias` on the private network only, restarted by Docker."""
+        return docker.Container(
+            alias,
+            image=image.image_id,
+            networks_advanced=[network_attachment(self._args.network_name, alias)],
+            restart="unless-stopped",
+            opts=self._child(depends_on=list(depends_on)),
+            **container_args,
+        )
 
     def _alertmanager(self, alias: str) -> None:
         # The receivers' URLs and passwords are in it.

@@ -25,9 +25,8 @@ from components.render.postgres_exporter import MONITOR_ROLE
 from plan.engine import PROJECT_DIR, ProgramError, ProgramRun, is_secret, run_program, run_stack_file, stack_file_config
 from plan.fakes import FAKE_SECRET_PREFIX
 from tests.unit.azure.helpers import ACTION_GROUP, PROD, config_with
-from tests.unit.mock_run import CONTAINER, REMOTE_IMAGE, containers, env_of, upload
-
-DEV_STACK = PROJECT_DIR / "Pulumi.dev.yaml"
+from tests.unit.mock_run import REMOTE_IMAGE, containers, env_of, upload
+from tests.unit.test_dev_stack import DEV_STACK, run_dev_with
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +38,9 @@ def dev() -> ProgramRun:
 MONITORING_SECRET = ["hastack:monitoring"]
 
 
-def run_dev_with(**overrides: dict) -> ProgramRun:
-    raw = stack_file_config(DEV_STACK)
-    for key, value in overrides.items():
-        current = json.loads(raw.get(f"hastack:{key}", "{}"))
-        raw[f"hastack:{key}"] = json.dumps({**current, **value})
-    return run_program(raw, "dev", secret_keys=MONITORING_SECRET)
+def dev_with(**overrides: dict) -> ProgramRun:
+    """The dev stack with some `hastack:<key>` objects replaced, receivers' credentials as secrets."""
+    return run_dev_with(secret_keys=MONITORING_SECRET, **overrides)
 
 
 def scrape_targets(run: ProgramRun) -> dict[str, list[tuple[str, dict]]]:
@@ -95,7 +91,7 @@ def test_the_tls_probe_goes_through_the_blackbox_exporter_and_only_with_https_on
     assert job["relabel_configs"][-1] == {"target_label": "__address__", "replacement": "monitoring-tls-probe:9115"}
     probe = yaml.safe_load(upload(dev.by_name("monitoring-tls-probe"), "/etc/blackbox_exporter/config.yml"))
     assert probe["modules"]["tls_expiry"]["tcp"]["tls"] is True
-    plain = run_dev_with(loadBalancer={"tls": {"enabled": False}})
+    plain = dev_with(loadBalancer={"tls": {"enabled": False}})
     assert containers(plain, "monitoring-tls-probe") == [] and "tls" not in scrape_targets(plain)
 
 
@@ -126,7 +122,7 @@ def test_the_volume_exporter_mounts_every_db_data_volume_read_only(dev):
 
 
 def test_patroni_adds_every_members_rest_metrics_and_the_leader_rule():
-    run = run_dev_with(database={"failover": "patroni", "replicas": 2})
+    run = dev_with(database={"failover": "patroni", "replicas": 2})
     targets = scrape_targets(run)
     assert targets["patroni"] == [(f"db-{i}:8008", {"node": f"db-{i}"}) for i in range(3)]
     assert [t for t, _ in targets["postgres"]] == [f"monitoring-postgres-db-{i}:9187" for i in range(3)]
@@ -135,7 +131,7 @@ def test_patroni_adds_every_members_rest_metrics_and_the_leader_rule():
 
 
 def test_monitoring_disabled_declares_nothing_and_generates_no_monitor_password():
-    run = run_dev_with(monitoring={"enabled": False})
+    run = dev_with(monitoring={"enabled": False})
     assert containers(run, "monitoring-") == []
     assert "prometheusUrl" not in run.outputs
     assert MONITOR_DB_PASSWORD_ENV not in env_of(run.by_name("db-primary"))
@@ -145,7 +141,7 @@ def test_monitoring_disabled_declares_nothing_and_generates_no_monitor_password(
 
 def test_receivers_reach_alertmanager_only_inside_a_secret():
     slack = "https://hooks.slack.com/services/T0/B0/verysecret"
-    run = run_dev_with(monitoring={"receivers": {"slack": {"apiUrl": slack, "severities": ["critical"]},
+    run = dev_with(monitoring={"receivers": {"slack": {"apiUrl": slack, "severities": ["critical"]},
                                                  "webhook": {"url": "https://ops.example.com/hook?token=abc"}}})
     alertmanager = run.by_name("monitoring-alertmanager")
     assert is_secret(alertmanager.wire_inputs["uploads"][0]["content"])
