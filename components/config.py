@@ -515,11 +515,177 @@ class StorageConfig(_Model):
 
     @model_validator(mode="after")
     def _nfs_settings(self) -> StorageConfig:
-        if self.driver == "nfs" and self.nfs is None:
-            raise ValueError("driver 'nfs' needs nfs: {server, path}")
-        if self.driver == "local" and self.nfs is not None:
-            raise ValueError("nfs settings are only used with driver 'nfs'")
+        _check_nfs_settings(self.driver, self.nfs)
         return self
+
+
+# ---------------------------------------------------------------- backups (self-hosted: pgBackRest)
+
+# The oldest pgBackRest release that supports each PostgreSQL major (the issue's floor,
+# at or after the release notes' first support: 2.46 for 16, 2.53.1 for 17, 2.55.0 for 18;
+# https://github.com/pgbackrest/pgbackrest/tree/main/doc/xml/release). Debian bookworm's
+# 2.45 (the tests' binary) stops at 15.
+PGBACKREST_MIN_VERSION = {"15": (2, 45), "16": (2, 48), "17": (2, 54), "18": (2, 57)}
+# What the database images install from the PGDG apt source the official image configures.
+PGBACKREST_DEFAULT_VERSION = "2.57.0"
+PGBACKREST_VERSION = re.compile(r"^(\d+)\.(\d+)(\.\d+)?$")
+# Five cron fields (minute hour day-of-month month day-of-week), each of digits, '*', ',', '-', '/'.
+CRON_FIELD = re.compile(r"^[0-9*,/-]+$")
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(:\d{1,5})?$")
+
+
+def _check_cron(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
+        raise ValueError("must be a five-field cron expression (minute hour day month weekday), e.g. '0 1 * * 0'")
+    return value
+
+
+class BackupVolumeConfig(_Model):
+    """repository.type volume: a dedicated Docker volume, local or on another machine over NFS."""
+
+    driver: Literal["local", "nfs"] = "local"
+    nfs: NfsConfig | None = None
+
+    @model_validator(mode="after")
+    def _nfs_settings(self) -> BackupVolumeConfig:
+        _check_nfs_settings(self.driver, self.nfs)
+        return self
+
+
+class S3RepositoryConfig(_Model):
+    """repository.type s3: S3 or an S3-compatible store (MinIO), always over TLS."""
+
+    endpoint: str
+    bucket: str
+    region: str = "us-east-1"
+    # MinIO and most self-hosted stores want path-style URLs.
+    uri_style: Literal["host", "path"] = "host"
+    # Credentials; set them with `pulumi config set --secret --path hastack:backups.repository.s3.keySecret ...`.
+    key: str
+    key_secret: str
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if not ENDPOINT.match(value):
+            raise ValueError("endpoint must be a host name with an optional port, without a scheme (TLS is always used)")
+        return value
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not BUCKET_NAME.match(value):
+            raise ValueError("bucket must be 3-63 lowercase letters, digits, '.' or '-'")
+        return value
+
+
+class AzureRepositoryConfig(_Model):
+    """repository.type azure: a Blob container, always over TLS."""
+
+    account: str
+    container: str
+    # Shared key; set it with `pulumi config set --secret --path hastack:backups.repository.azure.key ...`.
+    key: str
+    endpoint: str = "blob.core.windows.net"
+    uri_style: Literal["host", "path"] = "host"
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if not ENDPOINT.match(value):
+            raise ValueError("endpoint must be a host name with an optional port, without a scheme (TLS is always used)")
+        return value
+
+    @field_validator("account", "container")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.match(r"^[a-z0-9][a-z0-9-]{1,62}$", value):
+            raise ValueError("must be 3-63 lowercase letters, digits or '-'")
+        return value
+
+
+class BackupRepositoryConfig(_Model):
+    """Where pgBackRest keeps backups and archived WAL (always encrypted, aes-256-cbc)."""
+
+    type: Literal["volume", "s3", "azure"] = "volume"
+    volume: BackupVolumeConfig = Field(default_factory=BackupVolumeConfig)
+    s3: S3RepositoryConfig | None = None
+    azure: AzureRepositoryConfig | None = None
+    # The repository's path inside the volume, bucket or container.
+    path: str = "/pgbackrest"
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not re.match(r"^(/[A-Za-z0-9._-]+)+$", value):
+            raise ValueError("path must be absolute, of letters, digits, '.', '_' and '-', without a trailing '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_store(self) -> BackupRepositoryConfig:
+        if self.type == "s3" and self.s3 is None:
+            raise ValueError("type 's3' needs s3: {endpoint, bucket, key, keySecret}")
+        if self.type == "azure" and self.azure is None:
+            raise ValueError("type 'azure' needs azure: {account, container, key}")
+        for other in ("s3", "azure"):
+            if self.type != other and getattr(self, other) is not None:
+                raise ValueError(f"{other} settings are only used with type '{other}' (type is '{self.type}')")
+        if self.type != "volume" and "volume" in self.model_fields_set:
+            raise ValueError(f"volume settings are only used with type 'volume' (type is '{self.type}')")
+        return self
+
+
+class BackupScheduleConfig(_Model):
+    """When backups run (cron, in the container's time zone, UTC)."""
+
+    full: str = "0 1 * * 0"
+    diff: str = "0 1 * * 1-6"
+
+    @field_validator("full", "diff")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _check_cron(value)
+
+
+class BackupRetentionConfig(_Model):
+    """How many backups `pgbackrest expire` keeps (after every backup); WAL older than the oldest full goes too."""
+
+    full: int = Field(4, ge=1, le=99)
+    diff: int = Field(7, ge=1, le=99)
+
+
+class BackupsConfig(_Model):
+    """Self-hosted PostgreSQL backups with pgBackRest: WAL archiving plus scheduled full/diff backups."""
+
+    enabled: bool = True
+    # archive_timeout: a quiet database still switches (and archives) a WAL segment this often,
+    # which bounds what a whole-cluster loss costs.
+    archive_timeout_s: int = Field(60, ge=10, le=3600)
+    repository: BackupRepositoryConfig = Field(default_factory=BackupRepositoryConfig)
+    schedule: BackupScheduleConfig = Field(default_factory=BackupScheduleConfig)
+    retention: BackupRetentionConfig = Field(default_factory=BackupRetentionConfig)
+    # The pgBackRest release the database images install; it must support database.version.
+    pgbackrest_version: str = PGBACKREST_DEFAULT_VERSION
+
+    @field_validator("pgbackrest_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not PGBACKREST_VERSION.match(value):
+            raise ValueError("pgbackrestVersion must be a release number such as 2.57.0")
+        return value
+
+    def supports(self, postgres_major: str) -> bool:
+        major, minor = (int(part) for part in PGBACKREST_VERSION.match(self.pgbackrest_version).groups()[:2])
+        return (major, minor) >= PGBACKREST_MIN_VERSION[postgres_major]
+
+
+def _check_nfs_settings(driver: str, nfs: NfsConfig | None) -> None:
+    if driver == "nfs" and nfs is None:
+        raise ValueError("driver 'nfs' needs nfs: {server, path}")
+    if driver == "local" and nfs is not None:
+        raise ValueError("nfs settings are only used with driver 'nfs'")
 
 
 # ---------------------------------------------------------------- platforms
@@ -723,6 +889,7 @@ class StackConfig(_Model):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    backups: BackupsConfig = Field(default_factory=BackupsConfig)
     docker: DockerConfig = Field(default_factory=DockerConfig)
     azure: AzureConfig = Field(default_factory=AzureConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
@@ -741,6 +908,26 @@ class StackConfig(_Model):
                 f"which only the reference image is known to have; give one your image runs, e.g. "
                 f'healthcheckCommand: ["curl", "-fsS", "http://127.0.0.1:{self.app.port}{self.app.health_path}"]'
             )
+        return self
+
+    @model_validator(mode="after")
+    def _backup_rules(self) -> StackConfig:
+        """A self-hosted restore reads the pgBackRest repository, whose release must support the major."""
+        if self.database.mode != "self-hosted":
+            if "backups" in self.model_fields_set:
+                raise ValueError("backups applies to database.mode 'self-hosted' only; managed backups are set in database.managed")
+            return self
+        backups, restore = self.backups, self.database.restore
+        if backups.enabled and not backups.supports(self.database.version):
+            floor = ".".join(map(str, PGBACKREST_MIN_VERSION[self.database.version]))
+            raise ValueError(
+                f"backups.pgbackrestVersion {backups.pgbackrest_version} does not support PostgreSQL "
+                f"{self.database.version}; it needs pgBackRest >= {floor}"
+            )
+        if restore is not None and not backups.enabled:
+            raise ValueError("database.restore on self-hosted restores from the pgBackRest repository; set backups.enabled: true")
+        if restore is not None and {"source_server_id", "mode"} & restore.model_fields_set:
+            raise ValueError("database.restore.sourceServerId and database.restore.mode are Azure-only; self-hosted restores from backups.repository")
         return self
 
     @model_validator(mode="after")

@@ -63,12 +63,14 @@ class PgCluster:
         return psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER, dbname=dbname,
                                connect_timeout=2, autocommit=True, **kwargs)
 
-    def start(self, server_flags: list[str] | None = None, deadline_s: float = 30.0) -> None:
-        """Start postgres on this data dir in the foreground process group we own."""
+    def start(self, server_flags: list[str] | None = None, deadline_s: float = 30.0,
+              env: dict[str, str] | None = None) -> None:
+        """Start postgres on this data dir in the foreground process group we own;
+        `env` replaces the environment (None: ours)."""
         argv = [find("postgres"), "-D", str(self.data_dir), "-p", str(self.port),
                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data_dir}",
                 *(server_flags or [])]
-        self.launch(argv, deadline_s)
+        self.launch(argv, deadline_s, env)
 
     def launch(self, argv: list[str], deadline_s: float = 30.0, env: dict[str, str] | None = None) -> None:
         """Run `argv` as the postgres user, expecting it to end up serving on this port.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +57,11 @@ class Passwords:
         return cls(*(secrets.token_urlsafe(18) for _ in range(3)))
 
 
+# What a node adds to the shared flags and environment once initdb is done, e.g. WAL
+# archiving (loopback/backups.py): (node name, data dir, port, socket dir) -> (flags, env).
+NodeExtras = Callable[[str, Path, int, Path], tuple[list[str], dict[str, str]]]
+
+
 @dataclass
 class LoopbackDatabase:
     """A running primary, and the replicas started so far, all sharing one pg_hba and one set of flags."""
@@ -68,6 +73,10 @@ class LoopbackDatabase:
     primary: PgCluster
     certificates: LoopbackCertificates
     replicas: dict[int, PgCluster] = field(default_factory=dict)
+    node_extras: NodeExtras | None = None
+
+    def extras(self, name: str, data_dir: Path, port: int, socket_dir: Path) -> tuple[list[str], dict[str, str]]:
+        return self.node_extras(name, data_dir, port, socket_dir) if self.node_extras else ([], {})
 
     def node_addresses(self) -> list[tuple[str, int]]:
         """Every node as (host, port), primary first, as the Docker platform lists them in the apps' URLs."""
@@ -88,15 +97,18 @@ class LoopbackDatabase:
 
     def replica_settings(self, index: int) -> ReplicaSettings:
         replica = self.replicas.get(index)
+        data_dir = self.root / f"replica-{index}"
+        port = replica.port if replica else free_port()
+        extra_flags, _ = self.extras(f"replica-{index}", data_dir, port, self.root)
         return ReplicaSettings(
             primary_host="127.0.0.1",
             primary_port=self.primary.port,
             slot_name=replica_slot_name(index),
-            data_dir=str(self.root / f"replica-{index}"),
-            port=replica.port if replica else free_port(),
+            data_dir=str(data_dir),
+            port=port,
             bin_dir=str(POSTGRES_BIN_DIR),
             # The replica's socket goes in the shared root; its data dir must start empty.
-            server_flags=(*self.server_flags, "-c", f"unix_socket_directories={self.root}"),
+            server_flags=(*self.server_flags, *extra_flags, "-c", f"unix_socket_directories={self.root}"),
             ca_file=str(self.certificates.ca_file),
         )
 
@@ -110,8 +122,9 @@ class LoopbackDatabase:
         script = self.root / f"replica-{index}-bootstrap.sh"
         script.write_text(replica_bootstrap_script(settings))
         replica = self.replicas.setdefault(index, PgCluster(data_dir=Path(settings.data_dir), port=settings.port))
+        _, extra_env = self.extras(f"replica-{index}", replica.data_dir, replica.port, self.root)
         replica.launch(["sh", str(script)], deadline_s,
-                       env={**os.environ, REPLICATION_PASSWORD_ENV: self.passwords.replication})
+                       env={**os.environ, **extra_env, REPLICATION_PASSWORD_ENV: self.passwords.replication})
         return replica
 
     def stop(self) -> None:
@@ -119,12 +132,14 @@ class LoopbackDatabase:
             cluster.stop()
 
 
-def run_image_initdb_steps(cluster: PgCluster, init_script: str, passwords: Passwords, workdir: Path) -> None:
+def run_image_initdb_steps(cluster: PgCluster, init_scripts: Sequence[str], passwords: Passwords, workdir: Path,
+                           extra_env: dict[str, str] | None = None) -> None:
     """Do to a freshly initdb'd, running cluster what the official image's entrypoint does:
-    set the superuser password (POSTGRES_PASSWORD), then run the init script as the
-    postgres user with psql on PATH, talking to the server over its local socket."""
+    set the superuser password (POSTGRES_PASSWORD), then run the init scripts in order as
+    the postgres user with psql on PATH, talking to the server over its local socket."""
     env = {
         **os.environ,
+        **(extra_env or {}),
         "PATH": f"{POSTGRES_BIN_DIR}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "PGHOST": str(cluster.data_dir),  # PgCluster puts the socket in the data dir
         "PGPORT": str(cluster.port),
@@ -138,9 +153,10 @@ def run_image_initdb_steps(cluster: PgCluster, init_script: str, passwords: Pass
     )
     _run_as_postgres(["psql", "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "--username", SUPERUSER, "--dbname", "postgres"],
                     env, stdin=set_superuser_password)
-    script = workdir / "initdb.d-hastack.sh"
-    script.write_text(init_script)
-    _run_as_postgres(["bash", str(script)], env)
+    for number, init_script in enumerate(init_scripts):
+        script = workdir / f"initdb.d-hastack-{number}.sh"
+        script.write_text(init_script)
+        _run_as_postgres(["bash", str(script)], env)
 
 
 def _run_as_postgres(argv: list[str], env: dict[str, str], stdin: str | None = None) -> None:
@@ -150,10 +166,17 @@ def _run_as_postgres(argv: list[str], env: dict[str, str], stdin: str | None = N
 
 
 @contextmanager
-def loopback_database(replicas: int = 1) -> Iterator[LoopbackDatabase]:
+def loopback_database(replicas: int = 1, *, node_extras: NodeExtras | None = None,
+                      init_scripts: Sequence[str] = (), root: Path | None = None) -> Iterator[LoopbackDatabase]:
     """A primary started from the rendered flags, pg_hba and init script, with slots for
-    `replicas` replicas (start them with `start_replica`). Everything stops on exit."""
-    root = make_owned_dir("hastack-pg-")
+    `replicas` replicas (start them with `start_replica`). Everything stops on exit.
+
+    `init_scripts` run after the hastack init script, as further initdb.d scripts; as in
+    the image, initdb and the init scripts see a server without `node_extras`, which the
+    primary (restarted) and every replica then run with. `root`: a postgres-owned dir
+    to use (and remove on exit) instead of a fresh one.
+    """
+    root = root or make_owned_dir("hastack-pg-")
     database: LoopbackDatabase | None = None
     try:
         primary = init_cluster(root, "primary")
@@ -173,9 +196,16 @@ def loopback_database(replicas: int = 1) -> Iterator[LoopbackDatabase]:
         chown_to_postgres(hba_file)
         server_flags = [*primary_server_flags(settings), "-c", f"hba_file={hba_file}"]
         database = LoopbackDatabase(root=root, passwords=Passwords.generate(), primary_settings=settings,
-                                    server_flags=server_flags, primary=primary, certificates=certificates)
+                                    server_flags=server_flags, primary=primary, certificates=certificates,
+                                    node_extras=node_extras)
         primary.start(server_flags)
-        run_image_initdb_steps(primary, primary_init_script(settings), database.passwords, root)
+        extra_flags, extra_env = database.extras("primary", primary.data_dir, primary.port, primary.data_dir)
+        run_image_initdb_steps(primary, [primary_init_script(settings), *init_scripts], database.passwords, root,
+                               extra_env)
+        if node_extras is not None:
+            # The image's entrypoint stops its temporary init server and execs the real one.
+            primary.stop()
+            primary.start([*server_flags, *extra_flags], env={**os.environ, **extra_env})
         yield database
     finally:
         if database is not None:
