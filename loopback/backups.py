@@ -112,7 +112,8 @@ class LoopbackBackups:
                    timeout_s: float = BACKUP_TIMEOUT_S) -> subprocess.CompletedProcess:
         """Run one pgbackrest command as postgres; the result, whatever its exit code."""
         argv = [settings.binary, f"--config={settings.config_path}", f"--stanza={settings.stanza}", *args]
-        return subprocess.run(as_postgres(argv), env=env or self.env, capture_output=True, text=True, timeout=timeout_s)
+        return subprocess.run(as_postgres(argv), env=env or self.env, capture_output=True, text=True, errors="replace",
+                              timeout=timeout_s)
 
     def info(self, settings: PgBackRestSettings | None = None) -> dict:
         """`pgbackrest info --output=json` for the stanza: what monitoring reads."""

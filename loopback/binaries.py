@@ -29,7 +29,7 @@ def find(name: str) -> str:
     if found:
         return found
     package = {"haproxy": "haproxy", "patroni": "patroni", "patronictl": "patroni", "etcd": "etcd-server",
-               "openssl": "openssl",
+               "openssl": "openssl", "pgbackrest": "pgbackrest", "jq": "jq",
                "prometheus": "prometheus", "promtool": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager",
                "amtool": "prometheus-alertmanager",
                "prometheus-postgres-exporter": "prometheus-postgres-exporter",

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from loopback.app import AppProcess, app_cluster, database_url
+from loopback.backups import REQUIRED_BINARIES as BACKUP_BINARIES
 from loopback.binaries import MissingBinary, find, in_ci
 from loopback.patroni import REQUIRED_BINARIES as PATRONI_BINARIES
 from loopback.postgres import PgCluster, init_cluster, make_owned_dir, remove_tree
@@ -141,3 +142,9 @@ def loopback_stack(stack_binaries_installed: None) -> Iterator[LoopbackStack]:
     teardown."""
     with run_loopback_stack() as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def pgbackrest_installed() -> None:
+    """pgBackRest, and what its rendered scripts run (jq, psql, postgres)."""
+    require_binaries(*POSTGRES_BINARIES, *BACKUP_BINARIES)

@@ -1,0 +1,38 @@
+"""Backup drills on real pgbackrest 2.45 and PostgreSQL 15 (loopback/backup_drills.py):
+point-in-time recovery after an operator error, whole-cluster loss, and a repository
+copy without the passphrase. The 1 GB RTO figure is measured by `python -m bench backups`."""
+
+from __future__ import annotations
+
+from loopback import backup_drills
+from loopback.backups import loopback_backups
+
+# One archive push can take up to this long on a loaded CI box; the RPO bound is
+# archive_timeout plus one push, plus the second of rounding in archive_timeout's timer.
+TIMER_GRANULARITY_S = 1.0
+
+
+def test_operator_error_restore_to_just_before_has_every_row_before_and_none_after(pgbackrest_installed):
+    with loopback_backups(extra_flags=backup_drills.DRILL_FLAGS) as setup:
+        result = backup_drills.operator_error(setup)
+    assert result.committed_before_target >= backup_drills.ROWS_BEFORE
+    assert result.rows_before_target_missing == 0
+    assert result.rows_after_target_present == 0
+
+
+def test_whole_cluster_loss_restores_latest_losing_at_most_archive_timeout_plus_one_push(pgbackrest_installed):
+    with loopback_backups(replicas=1, extra_flags=backup_drills.DRILL_FLAGS) as setup:
+        result = backup_drills.whole_cluster_loss(setup)
+    assert result.acknowledged > backup_drills.WRITE_RATE_PER_S * result.archive_timeout_s
+    assert result.rpo_s <= result.archive_timeout_s + result.push_s + TIMER_GRANULARITY_S
+    assert result.rto_s > 0 and result.db_bytes > 0
+
+
+def test_a_repository_copy_without_the_passphrase_yields_nothing_readable(pgbackrest_installed):
+    with loopback_backups() as setup:
+        result = backup_drills.encryption(setup)
+    assert result.files > 0
+    assert result.unencrypted_files == []
+    assert result.canary_found_in == []
+    assert result.readable_without_passphrase == []
+    assert result.restored_without_passphrase is False
