@@ -47,6 +47,7 @@ def built_image(
     context: str,
     parent: pulumi.Resource,
     build_args: Mapping[str, str] | None = None,
+    target: str | None = None,
 ) -> pulumi.Output[str]:
     """Build `context` on the engine, tagged `<project>-<repository>:<stack>`, and return
     the image to run containers from.
@@ -59,7 +60,7 @@ def built_image(
         image_name=f"{pulumi.get_project()}-{repository}:{pulumi.get_stack()}",
         # Relative to the project directory, where Pulumi runs the program; kept
         # relative so the state does not change between checkouts.
-        build=docker.DockerBuildArgs(context=context, args=dict(build_args) if build_args else None),
+        build=docker.DockerBuildArgs(context=context, args=dict(build_args) if build_args else None, target=target),
         # The local engine runs what it built; there is no registry to push to.
         skip_push=True,
         opts=pulumi.ResourceOptions(parent=parent),
@@ -108,6 +109,7 @@ def data_node(
     healthy_timeout_s: int,
     stop_grace_s: int,
     depends_on: Sequence[pulumi.Resource] = (),
+    extra_volumes: Sequence[docker.ContainerVolumeArgs] = (),
     **container_args,
 ) -> docker.Container:
     """A container that owns a data volume and answers under its own name on the
@@ -123,7 +125,7 @@ def data_node(
     data = docker.Volume(f"{name}-data", driver="local", opts=data_options(parent, protect))
     return docker.Container(
         name,
-        volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=volume_path)],
+        volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=volume_path), *extra_volumes],
         networks_advanced=[network_attachment(network_name, name)],
         healthcheck=healthcheck(health_test, interval_s=2, timeout_s=3, retries=5, start_period_s=healthy_timeout_s),
         restart="unless-stopped",

@@ -20,16 +20,20 @@ import pulumi_docker as docker
 
 from components.certificates import StackCertificateAuthority
 from components.config import DatabaseConfig
+from components.docker.backup_scheduler import BackupScheduler, BackupSchedulerArgs, ScheduledNode
+from components.docker.backups import ClusterBackups, NodeBackup, node_backup
 from components.docker.common import (
     POSTGRES_PORT,
     POSTGRES_TLS,
     PostgresCluster,
+    built_image,
     data_layout,
     data_node,
     env_entry,
     postgres_tls_uploads,
     pulled_image,
 )
+from components.render.pgbackrest import RestoreSettings, restore_script, server_flags, stanza_create_script
 from components.render.postgres import (
     APP_DB_PASSWORD_ENV,
     MONITOR_DB_PASSWORD_ENV,
@@ -49,6 +53,10 @@ HBA_FILE = "/etc/postgresql/hastack/pg_hba.conf"
 # The official entrypoint runs *.sh here once, on first init only.
 INIT_SCRIPT = "/docker-entrypoint-initdb.d/10-hastack-replication.sh"
 REPLICA_BOOTSTRAP = "/usr/local/bin/hastack-replica-bootstrap"
+STANZA_CREATE_SCRIPT = "/docker-entrypoint-initdb.d/20-hastack-pgbackrest.sh"
+RESTORE_SCRIPT = "/usr/local/bin/hastack-restore"
+# The database images with pgBackRest (and Patroni), relative to the project directory.
+IMAGE_CONTEXT = "./components/docker/images/postgres"
 # initdb + init script, or a pg_basebackup of the whole primary, must finish in this.
 HEALTHY_TIMEOUT_S = 600
 # Time for a fast shutdown (SIGINT, checkpoint) before the container is killed.
@@ -70,6 +78,18 @@ class DatabaseArgs:
     certificate_authority: StackCertificateAuthority
     # Set: the primary's init script creates postgres_exporter's pg_monitor role with it.
     monitor_password: pulumi.Input[str] | None = None
+    # None: no WAL archiving and no backups (backups.enabled: false).
+    backups: ClusterBackups | None = None
+
+
+def database_image(name: str, config: DatabaseConfig, backups: ClusterBackups | None, target: str,
+                   parent: pulumi.Resource) -> pulumi.Output[str]:
+    """The image every node runs: the official one, or with backups the one built on it with
+    the pgBackRest release that supports its major (images/postgres/Dockerfile)."""
+    args = {"POSTGRES_IMAGE": config.image}
+    if backups is not None:
+        args["PGBACKREST_VERSION"] = backups.config.pgbackrest_version
+    return built_image(f"{name}-image", f"{name}-{target}", IMAGE_CONTEXT, parent, args, target)
 
 
 class Database(PostgresCluster):
@@ -81,7 +101,13 @@ class Database(PostgresCluster):
         self._name = name
         self._args = args
         self._layout = data_layout(config.version)
-        self._image = pulled_image(f"{name}-image", config.image, self)
+        backups = args.backups
+        if backups is None:
+            self._image = pulled_image(f"{name}-image", config.image, self).image_id
+        else:
+            self._image = database_image(name, config, backups, "postgres", self)
+        self._backups = {role: node_backup(self._alias(role), backups, self._layout.pgdata, self)
+                         for role in ["primary", *(f"replica-{index}" for index in range(config.replicas))]} if backups else {}
 
         slots = tuple(replica_slot_name(index) for index in range(config.replicas))
         primary_settings = PrimarySettings(
@@ -100,30 +126,50 @@ class Database(PostgresCluster):
         )
         # Every node runs the primary's flags: a standby needs settings at least as
         # high as the primary's, and a promoted standby must act as a full primary.
-        self._server_flags = [*primary_server_flags(primary_settings), "-c", f"hba_file={HBA_FILE}"]
+        archive_flags = server_flags(self._backups["primary"].archive_parameters) if backups else []
+        self._server_flags = [*primary_server_flags(primary_settings), "-c", f"hba_file={HBA_FILE}", *archive_flags]
         self._every_node_uploads = [
             docker.ContainerUploadArgs(file=HBA_FILE, content=render_pg_hba(primary_settings), permissions="0644"),
             *postgres_tls_uploads(certificate, args.certificate_authority.certificate_pem),
         ]
 
         primary_alias = self._alias("primary")
-        primary = self._node(
-            "primary",
-            # The official entrypoint initialises the empty data dir, runs the init
-            # script once, then execs postgres with these flags.
-            command=["postgres", *self._server_flags],
-            envs=[
-                env_entry("POSTGRES_PASSWORD", args.superuser_password),
-                env_entry(REPLICATION_PASSWORD_ENV, args.replication_password),
-                env_entry(APP_DB_PASSWORD_ENV, args.app_password),
-                *([env_entry(MONITOR_DB_PASSWORD_ENV, args.monitor_password)] if args.monitor_password is not None else []),
-                f"PGDATA={self._layout.pgdata}",
-            ],
-            extra_uploads=[
-                docker.ContainerUploadArgs(file=INIT_SCRIPT, content=primary_init_script(primary_settings), permissions="0755")
-            ],
-            depends_on=[],
-        )
+        if config.restore is not None:
+            # Bootstrapped from the repository instead of initdb: the restore script fills
+            # the empty data dir, then execs postgres with these flags.
+            restore = RestoreSettings(backup=self._backups["primary"].settings, target=config.restore.target,
+                                      postgres_argv=tuple(self._server_flags))
+            primary = self._node(
+                "primary",
+                entrypoint=[RESTORE_SCRIPT],
+                envs=[],
+                extra_uploads=[docker.ContainerUploadArgs(file=RESTORE_SCRIPT, content=restore_script(restore),
+                                                          permissions="0755")],
+                depends_on=[],
+            )
+        else:
+            init_scripts = [docker.ContainerUploadArgs(file=INIT_SCRIPT, content=primary_init_script(primary_settings),
+                                                       permissions="0755")]
+            if backups:
+                init_scripts.append(docker.ContainerUploadArgs(
+                    file=STANZA_CREATE_SCRIPT, content=stanza_create_script(self._backups["primary"].settings),
+                    permissions="0755"))
+            primary = self._node(
+                "primary",
+                # The entrypoint initialises the empty data dir and runs the init scripts
+                # once (on a temporary server that does not archive), then execs postgres
+                # with these flags.
+                command=["postgres", *self._server_flags],
+                envs=[
+                    env_entry("POSTGRES_PASSWORD", args.superuser_password),
+                    env_entry(REPLICATION_PASSWORD_ENV, args.replication_password),
+                    env_entry(APP_DB_PASSWORD_ENV, args.app_password),
+                    *([env_entry(MONITOR_DB_PASSWORD_ENV, args.monitor_password)] if args.monitor_password is not None else []),
+                    f"PGDATA={self._layout.pgdata}",
+                ],
+                extra_uploads=init_scripts,
+                depends_on=[],
+            )
 
         replica_aliases = []
         nodes = [primary]
@@ -154,6 +200,12 @@ class Database(PostgresCluster):
             )
             replica_aliases.append(self._alias(f"replica-{index}"))
 
+        if backups:
+            scheduled = [ScheduledNode(self._alias(role), node, self._backups[role]) for role, node in zip(self._backups, nodes)]
+            BackupScheduler(f"{name}-backups", BackupSchedulerArgs(config=backups.config, nodes=scheduled, image=self._image,
+                                                                   network_name=args.network_name),
+                            pulumi.ResourceOptions(parent=self))
+
         writer_endpoint = f"{primary_alias}:{POSTGRES_PORT}"
         reader_endpoints = [f"{alias}:{POSTGRES_PORT}" for alias in replica_aliases]
         self._publish(
@@ -181,6 +233,7 @@ class Database(PostgresCluster):
         entrypoint: list[str] | None = None,
     ) -> docker.Container:
         """One postgres container (`role`: primary, replica-0, ...) on its own data volume."""
+        backup: NodeBackup | None = self._backups.get(role)
         return data_node(
             self._alias(role),
             parent=self,
@@ -193,13 +246,17 @@ class Database(PostgresCluster):
             healthy_timeout_s=HEALTHY_TIMEOUT_S,
             stop_grace_s=STOP_GRACE_S,
             depends_on=depends_on,
-            image=self._image.image_id,
+            image=self._image,
             command=command,
             entrypoints=entrypoint,
+            # pgBackRest's async archive-push detaches a process, which postgres as PID 1
+            # would reap as an unknown child; Docker's init reaps it instead.
+            init=backup is not None,
+            extra_volumes=backup.volumes if backup else (),
             # initdb, pg_basebackup and postgres refuse root. The official entrypoint
             # supports a non-root user when the data dir is theirs, which a fresh named
             # volume is (it copies the image's postgres-owned directory).
             user="postgres",
-            envs=envs,
-            uploads=[*self._every_node_uploads, *extra_uploads],
+            envs=[*envs, *(backup.envs if backup else [])],
+            uploads=[*self._every_node_uploads, *extra_uploads, *(backup.uploads if backup else [])],
         )

@@ -1,7 +1,7 @@
 """Self-hosted PostgreSQL with automatic failover: 1 + N Patroni members and etcd.
 
-Every member is the same container: Patroni (image built from images/patroni/ on top of
-the pinned postgres image) with its rendered patroni.yml and its own data volume. The
+Every member is the same container: Patroni (image built from images/postgres/, target
+patroni, on the pinned postgres image) with its rendered patroni.yml and its own data volume. The
 first member to take the initialize key in etcd runs initdb and the post-bootstrap
 script (app role and database); the others copy it with pg_basebackup. Patroni then
 keeps one leader: when it dies, the leader key expires in etcd (ttl) and the sync
@@ -20,16 +20,19 @@ import pulumi_docker as docker
 
 from components.certificates import StackCertificateAuthority
 from components.config import DatabaseConfig
+from components.docker.backup_scheduler import BackupScheduler, BackupSchedulerArgs, ScheduledNode
+from components.docker.backups import ClusterBackups, node_backup
 from components.docker.common import (
     POSTGRES_PORT,
     POSTGRES_TLS,
     PostgresCluster,
-    built_image,
     data_layout,
     data_node,
     env_entry,
     postgres_tls_uploads,
 )
+from components.docker.database import database_image
+from components.render.pgbackrest import RestoreSettings, replica_restore_command, restore_script
 from components.render.patroni import (
     REPLICATION_PASSWORD_ENV,
     SUPERUSER_PASSWORD_ENV,
@@ -44,11 +47,10 @@ from components.render.postgres import (
     replica_slot_name,
 )
 
-# The Dockerfile, relative to the project directory (where Pulumi runs the program).
-IMAGE_CONTEXT = "./components/docker/images/patroni"
-# Where the image's entrypoint reads its config (images/patroni/Dockerfile CMD).
+# Where the image's entrypoint reads its config (images/postgres/Dockerfile, target patroni, CMD).
 CONFIG_FILE = "/etc/patroni/patroni.yml"
 POST_BOOTSTRAP_SCRIPT = "/usr/local/bin/hastack-patroni-post-bootstrap"
+RESTORE_SCRIPT = "/usr/local/bin/hastack-restore"
 # The probe shipped in the image: GET /health on the REST API, 200 once postgres runs.
 HEALTH_PROBE = "hastack-patroni-health"
 # Patroni's REST API, which the other members, patronictl and the probe use (also in the image's probe).
@@ -83,6 +85,8 @@ class PatroniDatabaseArgs:
     certificate_authority: StackCertificateAuthority
     # Set: the post-bootstrap script creates postgres_exporter's pg_monitor role with it.
     monitor_password: pulumi.Input[str] | None = None
+    # None: no WAL archiving and no backups (backups.enabled: false).
+    backups: ClusterBackups | None = None
 
 
 class PatroniDatabase(PostgresCluster):
@@ -91,8 +95,9 @@ class PatroniDatabase(PostgresCluster):
     def __init__(self, name: str, args: PatroniDatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:docker:PatroniDatabase", name, None, opts)
         config = args.config
-        image = built_image(f"{name}-image", f"{name}-patroni", IMAGE_CONTEXT, self, {"POSTGRES_IMAGE": config.image})
+        image = database_image(name, config, args.backups, "patroni", self)
         layout = data_layout(config.version)
+        data_dir = f"{layout.volume_path}/{DATA_SUBDIR}"
         database = PrimarySettings(
             # Patroni creates and drops the slots itself (use_slots); these only size
             # max_replication_slots and max_wal_senders for the standbys.
@@ -121,7 +126,17 @@ class PatroniDatabase(PostgresCluster):
         ]
 
         members: list[docker.Container] = []
+        scheduled: list[ScheduledNode] = []
         for alias in aliases:
+            backup = node_backup(alias, args.backups, data_dir, self) if args.backups else None
+            uploads = [post_bootstrap]
+            if backup:
+                uploads += backup.uploads
+            restore = None
+            if backup and config.restore is not None:
+                restore = RestoreSettings(backup=backup.settings, target=config.restore.target)
+                uploads.append(docker.ContainerUploadArgs(file=RESTORE_SCRIPT, content=restore_script(restore),
+                                                          permissions="0755"))
             settings = PatroniSettings(
                 scope=name,
                 node_name=alias,
@@ -130,10 +145,14 @@ class PatroniDatabase(PostgresCluster):
                 restapi_connect_address=f"{alias}:{RESTAPI_PORT}",
                 postgres_listen=f"0.0.0.0:{POSTGRES_PORT}",
                 postgres_connect_address=f"{alias}:{POSTGRES_PORT}",
-                data_dir=f"{layout.volume_path}/{DATA_SUBDIR}",
+                data_dir=data_dir,
                 database=database,
                 synchronous_mode=config.synchronous_mode,
-                post_bootstrap_path=POST_BOOTSTRAP_SCRIPT,
+                # A restored cluster already has the app role and database.
+                post_bootstrap_path=None if restore else POST_BOOTSTRAP_SCRIPT,
+                archive_parameters=backup.archive_parameters if backup else {},
+                pgbackrest_replica_command=replica_restore_command(backup.settings) if backup else None,
+                restore_bootstrap_command=RESTORE_SCRIPT if restore else None,
             )
             members.append(
                 data_node(
@@ -151,17 +170,25 @@ class PatroniDatabase(PostgresCluster):
                     # (a leader that stops hands over to its sync standby).
                     depends_on=[*members[-1:], *args.depends_on],
                     image=image,
-                    envs=envs,
+                    envs=[*envs, *(backup.envs if backup else [])],
                     uploads=[
                         docker.ContainerUploadArgs(file=CONFIG_FILE, content=render_patroni_yml(settings), permissions="0644"),
-                        post_bootstrap,
+                        *uploads,
                         *tls_uploads,
                     ],
+                    extra_volumes=backup.volumes if backup else (),
                     # Patroni is PID 1 and does not reap orphans (a killed pg_basebackup's
                     # children, say); Docker's init does.
                     init=True,
                 )
             )
+
+            if backup:
+                scheduled.append(ScheduledNode(alias, members[-1], backup))
+        if args.backups:
+            BackupScheduler(f"{name}-backups", BackupSchedulerArgs(config=args.backups.config, nodes=scheduled, image=image,
+                                                                   network_name=args.network_name),
+                            pulumi.ResourceOptions(parent=self))
 
         # Any member may lead, so every one is listed, and any may be a standby.
         every_member = [f"{alias}:{POSTGRES_PORT}" for alias in aliases]

@@ -9,9 +9,11 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_docker as docker
 
+from components.backups import Backups, BackupsArgs
 from components.certificates import ServerCertificate, StackCertificateAuthority
 from components.config import LoadBalancerTlsConfig, StackConfig
 from components.docker.app import App, AppArgs
+from components.docker.backups import BackupRepository, BackupRepositoryArgs, ClusterBackups
 from components.docker.common import PostgresCluster, database_ca_upload
 from components.docker.database import Database, DatabaseArgs
 from components.docker.etcd import Etcd, EtcdArgs
@@ -74,7 +76,9 @@ def self_hosted_database(
     engine: pulumi.ResourceOptions | None,
 ) -> PostgresCluster:
     """PostgreSQL as `database.failover` asks: a primary and streaming replicas promoted by
-    hand, or Patroni members over a three-member etcd cluster that fail over by themselves."""
+    hand, or Patroni members over a three-member etcd cluster that fail over by themselves.
+    Either way, with backups enabled every node archives into the pgBackRest repository."""
+    backups = cluster_backups(config, engine)
     if config.database.failover == "manual":
         return Database(
             "db",
@@ -88,6 +92,7 @@ def self_hosted_database(
                 protect=config.protect,
                 certificate_authority=ca,
                 monitor_password=secrets.db_monitor_password,
+                backups=backups,
             ),
             engine,
         )
@@ -106,9 +111,19 @@ def self_hosted_database(
             depends_on=[etcd],
             certificate_authority=ca,
             monitor_password=secrets.db_monitor_password,
+            backups=backups,
         ),
         engine,
     )
+
+
+def cluster_backups(config: StackConfig, engine: pulumi.ResourceOptions | None) -> ClusterBackups | None:
+    """The passphrase and settings (shared component) and the repository volume (Docker)."""
+    if not config.backups.enabled:
+        return None
+    backups = Backups("backups", BackupsArgs(config=config.backups, stanza="db", protect=config.protect))
+    repository = BackupRepository("backups", BackupRepositoryArgs(config=config.backups, protect=config.protect), engine)
+    return ClusterBackups(config=config.backups, backups=backups, repository=repository, protect=config.protect)
 
 
 def build_docker_stack(config: StackConfig) -> dict[str, Any]:
@@ -165,6 +180,7 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
         "databaseUrl": database.writer_url,
         "databaseReadUrl": database.reader_url,
         "storageVolume": storage.volume_name,
+        "backupRepository": backup_repository_output(config),
     }
     if monitoring:
         monitors = Monitoring(
@@ -188,3 +204,15 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
         # Published on the engine host's loopback: from elsewhere, `ssh -L 9090:127.0.0.1:9090 <engine host>`.
         outputs |= {"prometheusUrl": monitors.prometheus_url, "alertmanagerUrl": monitors.alertmanager_url}
     return outputs
+
+
+def backup_repository_output(config: StackConfig) -> str | None:
+    """Where the backups are, for the runbooks: the volume, bucket or container."""
+    if not config.backups.enabled:
+        return None
+    repo = config.backups.repository
+    if repo.type == "s3":
+        return f"s3://{repo.s3.bucket}{repo.path} at {repo.s3.endpoint}"
+    if repo.type == "azure":
+        return f"azure://{repo.azure.account}/{repo.azure.container}{repo.path} at {repo.azure.endpoint}"
+    return f"volume backups-repository{repo.path}"

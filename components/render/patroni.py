@@ -15,7 +15,7 @@ so no acknowledged commit is lost.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
@@ -62,6 +62,15 @@ class PatroniSettings:
     retry_timeout_s: int = 2
     # Where patroni_post_bootstrap_script's output is; None: no app database.
     post_bootstrap_path: str | None = None
+    # WAL archiving (components/render/pgbackrest.py archive_parameters): in the DCS
+    # parameters, so whichever member leads archives, and a new leader carries on.
+    archive_parameters: dict[str, str] = field(default_factory=dict)
+    # A `pgbackrest restore` command line that builds a replica from the repository;
+    # None: replicas only by pg_basebackup.
+    pgbackrest_replica_command: str | None = None
+    # The restore script (components/render/pgbackrest.py restore_script) to bootstrap
+    # the cluster from instead of initdb; None: initdb.
+    restore_bootstrap_command: str | None = None
 
     def __post_init__(self) -> None:
         if not self.etcd_hosts:
@@ -77,7 +86,7 @@ def render_patroni_yml(s: PatroniSettings) -> str:
     """patroni.yml for node `s.node_name`. Passwords are read by Patroni from
     $PATRONI_SUPERUSER_PASSWORD and $PATRONI_REPLICATION_PASSWORD, never from this file."""
     parameters = {name: value for name, value in primary_server_parameters(s.database).items()
-                  if name not in _SET_BY_PATRONI}
+                  if name not in _SET_BY_PATRONI} | s.archive_parameters
     bootstrap: dict = {
         "dcs": {
             "ttl": s.ttl_s,
@@ -94,6 +103,13 @@ def render_patroni_yml(s: PatroniSettings) -> str:
     }
     if s.post_bootstrap_path:
         bootstrap["post_bootstrap"] = s.post_bootstrap_path
+    if s.restore_bootstrap_command:
+        # https://patroni.readthedocs.io/en/latest/replica_bootstrap.html#bootstrap: the
+        # script leaves pgBackRest's recovery settings (target, promote, timeline) in place,
+        # and Patroni passes it no arguments (it knows its data dir).
+        bootstrap["method"] = "pgbackrest"
+        bootstrap["pgbackrest"] = {"command": s.restore_bootstrap_command, "keep_existing_recovery_conf": True,
+                                   "no_params": True}
     verified_tls = {"sslmode": CLIENT_SSLMODE, "sslrootcert": s.database.tls.ca_file}
     postgresql: dict = {
         "listen": s.postgres_listen,
@@ -115,6 +131,12 @@ def render_patroni_yml(s: PatroniSettings) -> str:
     }
     if s.bin_dir:
         postgresql["bin_dir"] = s.bin_dir
+    if s.pgbackrest_replica_command:
+        # https://patroni.readthedocs.io/en/latest/replica_bootstrap.html#building-replicas:
+        # from the repository first (spares the leader), pg_basebackup when that fails;
+        # keep_data lets pgBackRest's --delta reuse what the data dir still holds.
+        postgresql["create_replica_methods"] = ["pgbackrest", "basebackup"]
+        postgresql["pgbackrest"] = {"command": s.pgbackrest_replica_command, "keep_data": True, "no_params": True}
     document = {
         "scope": s.scope,
         "name": s.node_name,

@@ -318,6 +318,12 @@ echo "{RESTORE_MARKER} into $data_dir (target {s.target})"
 """
 
 
+def replica_restore_command(s: PgBackRestSettings) -> str:
+    """`pgbackrest restore` that turns a data dir into a standby of the newest timeline
+    (Patroni's create_replica_methods); --delta reuses files the dir still has."""
+    return s.command("restore", "--type=standby", "--delta", "--target-timeline=latest")
+
+
 @dataclass(frozen=True)
 class BackupJobSettings:
     backup: PgBackRestSettings
@@ -348,6 +354,10 @@ if [ "$({psql} -c 'SELECT pg_is_in_recovery()')" != f ]; then
 fi
 
 if [ "$kind" = ensure ]; then
+    # Status 1, "missing stanza path": a cluster Patroni bootstrapped (no initdb.d scripts).
+    if [ "$({b.command("--output=json", "info")} | jq -r '.[0].status.code')" = 1 ]; then
+        {b.command("stanza-create")}
+    fi
     timeline=$({psql} -c 'SELECT timeline_id FROM pg_control_checkpoint()')
     newest=$({b.command("--output=json", "info")} | jq -r '[.[0].backup[]? | .archive.start[0:8]] | last // ""')
     if [ -n "$newest" ] && [ "$((0x$newest))" -ge "$timeline" ]; then

@@ -85,10 +85,11 @@ def test_dev_has_a_primary_and_one_replica_with_a_slot_each(dev):
     primary, replica = dev.by_name("db-primary"), dev.by_name("db-replica-0")
     assert "max_slot_wal_keep_size=4096MB" in primary.inputs["command"]
     assert "wal_level=replica" in primary.inputs["command"]
-    assert "pg_create_physical_replication_slot('replica_0')" in upload(primary, "/docker-entrypoint-initdb.d/")
-    assert "-R -X stream -S replica_0" in upload(replica, "/usr/local/bin/")
-    images = {r.inputs["name"] for r in dev.of_type(REMOTE_IMAGE)}
-    assert POSTGRES_IMAGES["16"] in images
+    assert "pg_create_physical_replication_slot('replica_0')" in upload(primary, "/docker-entrypoint-initdb.d/10-")
+    assert "-R -X stream -S replica_0" in upload(replica, "/usr/local/bin/hastack-replica-bootstrap")
+    # With backups (on by default) the nodes run the pinned image with pgBackRest added.
+    image = dev.by_name("db-image")
+    assert image.inputs["build"]["args"] == {"POSTGRES_IMAGE": POSTGRES_IMAGES["16"], "PGBACKREST_VERSION": "2.57.0"}
 
 
 def test_dev_haproxy_actively_checks_both_replicas_for_writes_and_for_reads(dev):
@@ -127,7 +128,7 @@ def test_dev_publishes_the_load_balancer_on_the_host_and_monitoring_on_its_loopb
 
 
 def test_dev_builds_the_reference_app_from_the_app_dir_and_probes_readyz(dev):
-    image = dev.one(BUILT_IMAGE)
+    image = dev.by_name("app-image")
     assert image.inputs["build"] == {"context": "./app"}
     assert (PROJECT_DIR / "app").is_dir()
     for replica in app_replicas(dev):
@@ -149,6 +150,7 @@ def test_dev_stack_outputs(dev):
         "caCertificate",
         "prometheusUrl",
         "alertmanagerUrl",
+        "backupRepository",
     }
     assert outputs["url"] == "https://localhost:8443"
     assert outputs["caCertificate"].startswith("-----BEGIN CERTIFICATE-----")
@@ -188,7 +190,7 @@ def test_app_replica_count_drives_containers_node_ids_and_the_haproxy_server_lis
 def test_database_replica_count_drives_nodes_slots_and_reader_endpoints(replicas):
     run = run_dev_with(database={"replicas": replicas})
     assert [c.name for c in containers(run, "db-replica-")] == [f"db-replica-{i}" for i in range(replicas)]
-    init_script = upload(run.by_name("db-primary"), "/docker-entrypoint-initdb.d/")
+    init_script = upload(run.by_name("db-primary"), "/docker-entrypoint-initdb.d/10-")
     assert init_script.count("pg_create_physical_replication_slot") == replicas
     assert run.outputs["dbReaderEndpoints"] == [f"db-replica-{i}:5432" for i in range(replicas)]
 
@@ -222,7 +224,8 @@ def test_a_user_image_without_a_healthcheck_command_is_refused_in_one_line_with_
 
 def test_a_user_image_is_pulled_and_every_replica_gets_its_own_probe_and_no_python(dev):
     run = run_dev_with(app={**NGINX, "healthcheckCommand": NGINX_PROBE})
-    assert run.of_type(BUILT_IMAGE) == []
+    # Only the database image (pgBackRest on the official one) is built.
+    assert [image.name for image in run.of_type(BUILT_IMAGE)] == ["db-image"]
     assert "nginx:1.27.3" in {r.inputs["name"] for r in run.of_type(REMOTE_IMAGE)}
     for replica in app_replicas(run):
         assert replica.inputs["healthcheck"]["tests"] == ["CMD", *NGINX_PROBE]
@@ -236,7 +239,8 @@ def test_a_user_image_is_pulled_and_every_replica_gets_its_own_probe_and_no_pyth
 def test_a_stack_named_prod_protects_and_retains_every_data_volume():
     run = run_dev_with("prod", CONFIGURED_TLS_SECRET_KEYS, loadBalancer=dev_load_balancer_with_certificate())
     volumes = run.of_type(VOLUME)
-    assert sorted(v.name for v in volumes) == ["db-primary-data", "db-replica-0-data", "monitoring-alertmanager-data",
+    assert sorted(v.name for v in volumes) == ["backups-repository", "db-primary-data", "db-primary-socket",
+                                               "db-replica-0-data", "db-replica-0-socket", "monitoring-alertmanager-data",
                                                "monitoring-prometheus-data", "storage-shared"]
     assert all(v.protect and v.retain_on_delete for v in volumes)
     # Containers hold no data: protecting them would only block rolling updates.
@@ -304,7 +308,7 @@ def test_patroni_members_each_get_their_own_patroni_yml_on_etcd_with_synchronous
         assert member.inputs["healthcheck"]["tests"] == ["CMD", "hastack-patroni-health"]
         assert member.delete_before_replace
         assert sorted(env_of(member)) == ["APP_DB_PASSWORD", "MONITOR_DB_PASSWORD", "PATRONI_REPLICATION_PASSWORD",
-                                          "PATRONI_SUPERUSER_PASSWORD"]
+                                          "PATRONI_SUPERUSER_PASSWORD", "PGBACKREST_REPO1_CIPHER_PASS"]
 
 
 def test_patroni_synchronous_mode_follows_the_config():
@@ -315,7 +319,8 @@ def test_patroni_synchronous_mode_follows_the_config():
 def test_patroni_members_run_the_image_built_on_the_pinned_postgres(patroni_dev):
     image = patroni_dev.by_name("db-image")
     assert image.type == BUILT_IMAGE
-    assert image.inputs["build"] == {"context": "./components/docker/images/patroni", "args": {"POSTGRES_IMAGE": POSTGRES_IMAGES["16"]}}
+    assert image.inputs["build"] == {"context": "./components/docker/images/postgres", "target": "patroni",
+                                     "args": {"POSTGRES_IMAGE": POSTGRES_IMAGES["16"], "PGBACKREST_VERSION": "2.57.0"}}
     assert image.inputs["skipPush"] is True
     assert {m.inputs["image"] for m in containers(patroni_dev, "db-")} == {fake_image_id(image.inputs["imageName"])}
 
@@ -353,7 +358,8 @@ def test_patroni_urls_list_every_member_and_are_secret():
 def test_patroni_in_a_stack_named_prod_protects_and_retains_every_data_volume():
     run = run_patroni(stack="prod")
     volumes = run.of_type(VOLUME)
-    assert sorted(v.name for v in volumes) == ["db-0-data", "db-1-data", "etcd-0-data", "etcd-1-data", "etcd-2-data",
+    assert sorted(v.name for v in volumes) == ["backups-repository", "db-0-data", "db-0-socket", "db-1-data", "db-1-socket",
+                                               "etcd-0-data", "etcd-1-data", "etcd-2-data",
                                                "monitoring-alertmanager-data", "monitoring-prometheus-data", "storage-shared"]
     assert all(v.protect and v.retain_on_delete for v in volumes)
     assert not any(c.protect for c in run.of_type(CONTAINER))

@@ -9,7 +9,7 @@ import yaml
 
 from components.certificates import ServerCertificate, StackCertificateAuthority
 from components.config import ETCD_IMAGE, HAPROXY_IMAGE, AppConfig, DatabaseConfig, LoadBalancerConfig, NfsConfig, StorageConfig
-from components.docker import patroni
+from components.docker import database, patroni
 from components.docker.app import App, AppArgs
 from components.docker.database import HBA_FILE, Database, DatabaseArgs
 from components.docker.etcd import Etcd, EtcdArgs
@@ -353,11 +353,14 @@ def test_patroni_connection_strings_list_every_member():
     return pulumi.Output.all(database.writer_url, database.reader_url).apply(check)
 
 
-def test_patroni_image_is_debian_patroni_on_the_given_postgres_image_run_as_postgres():
-    context = PROJECT_DIR / patroni.IMAGE_CONTEXT
+def test_patroni_image_is_debian_patroni_on_the_pgbackrest_image_run_as_postgres():
+    context = PROJECT_DIR / database.IMAGE_CONTEXT
     dockerfile = (context / "Dockerfile").read_text()
     lines = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.startswith("#")]
-    assert lines[:2] == ["ARG POSTGRES_IMAGE", "FROM ${POSTGRES_IMAGE}"]
+    assert lines[0] == "ARG POSTGRES_IMAGE"
+    assert "FROM ${POSTGRES_IMAGE} AS postgres" in lines and "FROM postgres AS patroni" in lines
+    patroni_stage = lines[lines.index("FROM postgres AS patroni"):]
+    lines = patroni_stage
     assert "apt-get install -y --no-install-recommends patroni=3.0.2-1 python3-etcd=0.4.5-4; \\" in lines
     assert "USER postgres" in lines
     assert f'HEALTHCHECK --interval=5s --timeout=3s --retries=3 --start-period=600s CMD ["{patroni.HEALTH_PROBE}"]' in lines

@@ -1,0 +1,79 @@
+"""Scheduled pgBackRest backups on the Docker platform: one supercronic container beside
+each PostgreSQL node.
+
+Each scheduler shares all of its node's volumes at the same paths (`volumes_from`): the
+data dir, the repository and the socket dir, so pgBackRest reads the data files and
+reaches the server's socket as on the node itself. Its job (components/render/pgbackrest.py
+backup_job_script) backs up only while its node is the primary, so a failover, manual or
+Patroni's, moves the schedule with it. supercronic is built into the database image
+(images/postgres/Dockerfile); it passes the container's environment (the passphrase) to
+its jobs and logs them to stdout (https://github.com/aptible/supercronic#why-supercronic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.config import BackupsConfig
+from components.docker.backups import NodeBackup
+from components.render.pgbackrest import BackupJobSettings, backup_job_script, render_crontab
+
+BACKUP_JOB = "/usr/local/bin/hastack-backup"
+CRONTAB = "/etc/hastack/crontab"
+# A running backup gets this long to finish its file and release its lock.
+STOP_GRACE_S = 60
+
+
+@dataclass(frozen=True)
+class ScheduledNode:
+    alias: str
+    container: docker.Container
+    backup: NodeBackup
+
+
+@dataclass(frozen=True)
+class BackupSchedulerArgs:
+    config: BackupsConfig
+    nodes: Sequence[ScheduledNode]
+    # The database image, which carries supercronic, pgbackrest, psql and jq.
+    image: pulumi.Input[str]
+    network_name: pulumi.Input[str]
+
+
+class BackupScheduler(pulumi.ComponentResource):
+    """`backup-<node>` for every node: full and diff backups on the configured cron
+    expressions, and `ensure` every few minutes (a new full backup after a promotion or
+    a restore)."""
+
+    def __init__(self, name: str, args: BackupSchedulerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hastack:docker:BackupScheduler", name, None, opts)
+        crontab = docker.ContainerUploadArgs(
+            file=CRONTAB, content=render_crontab(args.config.schedule.full, args.config.schedule.diff, BACKUP_JOB),
+            permissions="0644")
+        self.container_names = [
+            docker.Container(
+                f"backup-{node.alias}",
+                image=args.image,
+                entrypoints=["supercronic", CRONTAB],
+                command=[],
+                user="postgres",
+                envs=node.backup.envs,
+                volumes=[docker.ContainerVolumeArgs(from_container=node.container.name)],
+                networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+                uploads=[
+                    *node.backup.uploads,
+                    crontab,
+                    docker.ContainerUploadArgs(file=BACKUP_JOB, permissions="0755",
+                                               content=backup_job_script(BackupJobSettings(backup=node.backup.settings))),
+                ],
+                restart="unless-stopped",
+                destroy_grace_seconds=STOP_GRACE_S,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[node.container]),
+            ).name
+            for node in args.nodes
+        ]
+        self.register_outputs({"containerNames": self.container_names})
