@@ -3,7 +3,7 @@ plan (`plan/gate.py`) and the tests. One module per group; `POLICIES` is the reg
 
 from __future__ import annotations
 
-from . import app, data_safety, database, gateway_https, key_vault, load_balancer, secrets, storage, tls
+from . import app, backups, data_safety, database, gateway_https, key_vault, load_balancer, secrets, storage, tls
 
 PACK_NAME = "hastack-policies"
 
@@ -14,6 +14,7 @@ POLICIES = [
     *key_vault.POLICIES,
     *tls.POLICIES,
     *database.POLICIES,
+    *backups.POLICIES,
     *storage.POLICIES,
     *secrets.POLICIES,
     *data_safety.POLICIES,

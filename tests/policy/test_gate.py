@@ -127,6 +127,7 @@ BREAKS = [
     ("dev", "db-streaming-replica", "database.replicas", 0),
     ("dev", "no-plaintext-secret-env", "app.env", {"LOG_LEVEL": "info", "API_TOKEN": "abc123"}),
     ("dev", "tls-in-transit", "loadBalancer.tls.enabled", False),
+    ("dev", "db-backups", "backups.enabled", False),
     ("staging", "app-min-replicas", "app.replicas", 1),
     ("prod", "lb-active-health-checks", "loadBalancer.healthCheck.intervalMs", 30000),
     ("prod", "lb-waf-enabled", "loadBalancer.sku", "Standard_v2"),
