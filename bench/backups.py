@@ -32,6 +32,8 @@ def run() -> list:
     with loopback_backups(replicas=1, extra_flags=backup_drills.DRILL_FLAGS,
                           archive_timeout_s=STACK_ARCHIVE_TIMEOUT_S) as setup:
         figures += backup_drills.whole_cluster_loss(setup, pgbench_scale=RTO_PGBENCH_SCALE).figures()
+    with loopback_backups(replicas=1, extra_flags=backup_drills.DRILL_FLAGS) as setup:
+        figures += backup_drills.timeline_switch(setup).figures()
     with loopback_backups() as setup:
         figures += backup_drills.encryption(setup).figures()
     return figures

@@ -5,6 +5,8 @@
 1. `operator_error`      under steady writes, delete every row; restore to just before.
 2. `whole_cluster_loss`  under steady writes, kill primary and replica and delete their
                          data dirs; restore `latest`. RPO and RTO.
+3. `timeline_switch`     promote the replica (manual failover); the new primary archives
+                         on its new timeline and backs up; restore to after the switch.
 5. `encryption`          a copy of the repository without the passphrase yields nothing.
 
 Commit times come from the server (track_commit_timestamp), so "before the target" means
@@ -57,10 +59,11 @@ class RowWriter(threading.Thread):
         self.connect = connect
         self.acknowledged: dict[int, datetime] = {}
         self.stopping = threading.Event()
+        self.next_id = 1
 
     def run(self) -> None:
         deadline = time.monotonic() + WRITE_MAX_S
-        next_id = 1
+        next_id = self.next_id
         try:
             with self.connect() as conn:
                 while not self.stopping.is_set() and time.monotonic() < deadline:
@@ -198,6 +201,76 @@ def whole_cluster_loss(setup: LoopbackBackups, *, pgbench_scale: int = 0) -> Who
     return WholeClusterLossResult(rpo_s=max(0.0, (last_acknowledged - newest).total_seconds()), rto_s=rto_s,
                                   db_bytes=db_bytes, push_s=push_s, archive_timeout_s=setup.archive_timeout_s,
                                   acknowledged=len(writer.acknowledged))
+
+
+# ----------------------------------------------------------------- 3. timeline switch
+
+
+@dataclass(frozen=True)
+class TimelineSwitchResult:
+    promoted_timeline: int
+    new_timeline_archived: bool  # the new primary pushed its timeline history and WAL
+    backup_after_promotion: bool  # `ensure` took a full backup on the new timeline
+    committed_before_target: int
+    rows_before_target_missing: int
+    rows_after_target_present: int
+    restored_timeline: int
+    rto_s: float
+
+    def figures(self) -> list[Figure]:
+        return _figures("timeline_switch", {
+            "rows_before_target_missing": (self.rows_before_target_missing, "rows"),
+            "rows_after_target_present": (self.rows_after_target_present, "rows"),
+            "rto_s": (self.rto_s, "s"),
+        }, {"promoted_timeline": self.promoted_timeline, "restored_timeline": self.restored_timeline})
+
+
+def current_timeline(conn: psycopg.Connection) -> int:
+    """The timeline a primary writes WAL on now (pg_control's lags until a checkpoint)."""
+    return int(conn.execute("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)").fetchone()[0], 16)
+
+
+def timeline_switch(setup: LoopbackBackups) -> TimelineSwitchResult:
+    """Manual failover (docs/runbooks.md: `pg_promote()` on the replica), then a
+    point-in-time restore to a moment after the switch. Needs a setup with a replica slot."""
+    prepare(setup)
+    db = setup.db
+    replica = db.start_replica(0)
+    writer = RowWriter(lambda: db.connect(db.primary, "app"))
+    writer.start()
+    writer.wait_for(ROWS_BEFORE)
+    writer.stop()
+    setup.wait_archived(db.primary)
+    db.primary.kill()
+    with db.connect(replica) as conn:
+        conn.execute("SELECT pg_promote(wait => true)")
+        timeline = current_timeline(conn)
+    replica_settings = setup.node_settings("replica-0", replica.data_dir, replica.port, db.root)
+    backup_log = setup.run_backup_job("ensure", replica_settings)
+    writer = RowWriter(lambda: db.connect(replica, "app"))
+    writer.next_id = 1_000_000  # ids after the switch, apart from those before it
+    writer.start()
+    try:
+        writer.wait_for(ROWS_BEFORE)
+        with db.connect(replica, "app") as conn:
+            target = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+            writer.wait_for(len(writer.acknowledged) + ROWS_AFTER_TARGET)
+            before = {row[0] for row in conn.execute(
+                "SELECT id FROM drill_rows WHERE pg_xact_commit_timestamp(xmin) <= %s", (target,))}
+    finally:
+        writer.stop()
+    setup.wait_archived(replica)
+    archive = setup.info(replica_settings)["archive"][0]
+    run = setup.restore(target.isoformat())
+    rto_s = run.wait_writable()
+    restored = _restored_ids(setup, run.cluster)
+    with db.connect(run.cluster) as conn:
+        restored_timeline = current_timeline(conn)
+    return TimelineSwitchResult(
+        promoted_timeline=timeline, new_timeline_archived=int(archive["max"][:8], 16) >= timeline,
+        backup_after_promotion="--type=full" in backup_log, committed_before_target=len(before),
+        rows_before_target_missing=len(before - restored), rows_after_target_present=len(restored - before),
+        restored_timeline=restored_timeline, rto_s=rto_s)
 
 
 # ----------------------------------------------------------------- 5. encryption

@@ -358,9 +358,11 @@ if [ "$kind" = ensure ]; then
     if [ "$({b.command("--output=json", "info")} | jq -r '.[0].status.code')" = 1 ]; then
         {b.command("stanza-create")}
     fi
-    timeline=$({psql} -c 'SELECT timeline_id FROM pg_control_checkpoint()')
+    # The timeline of the WAL being written now: pg_control's checkpoint still shows the
+    # old one until the first checkpoint after a promotion.
+    timeline=$({psql} -c 'SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)')
     newest=$({b.command("--output=json", "info")} | jq -r '[.[0].backup[]? | .archive.start[0:8]] | last // ""')
-    if [ -n "$newest" ] && [ "$((0x$newest))" -ge "$timeline" ]; then
+    if [ -n "$newest" ] && [ "$((0x$newest))" -ge "$((0x$timeline))" ]; then
         echo "{BACKUP_CURRENT_MARKER}"
         exit 0
     fi

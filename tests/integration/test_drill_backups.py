@@ -1,6 +1,6 @@
 """Backup drills on real pgbackrest 2.45 and PostgreSQL 15 (loopback/backup_drills.py):
-point-in-time recovery after an operator error, whole-cluster loss, and a repository
-copy without the passphrase. The 1 GB RTO figure is measured by `python -m bench backups`."""
+point-in-time recovery after an operator error, whole-cluster loss, a manual promotion
+followed by a restore past the switch, and a repository copy without the passphrase. The 1 GB RTO figure is measured by `python -m bench backups`."""
 
 from __future__ import annotations
 
@@ -26,6 +26,17 @@ def test_whole_cluster_loss_restores_latest_losing_at_most_archive_timeout_plus_
     assert result.acknowledged > backup_drills.WRITE_RATE_PER_S * result.archive_timeout_s
     assert result.rpo_s <= result.archive_timeout_s + result.push_s + TIMER_GRANULARITY_S
     assert result.rto_s > 0 and result.db_bytes > 0
+
+
+def test_after_a_manual_promotion_the_new_primary_archives_backs_up_and_restores_past_the_switch(pgbackrest_installed):
+    with loopback_backups(replicas=1, extra_flags=backup_drills.DRILL_FLAGS) as setup:
+        result = backup_drills.timeline_switch(setup)
+    assert result.promoted_timeline == 2 and result.new_timeline_archived
+    assert result.backup_after_promotion
+    assert result.committed_before_target >= backup_drills.ROWS_BEFORE
+    assert result.rows_before_target_missing == 0
+    assert result.rows_after_target_present == 0
+    assert result.restored_timeline == 3
 
 
 def test_a_repository_copy_without_the_passphrase_yields_nothing_readable(pgbackrest_installed):
