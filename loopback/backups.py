@@ -67,10 +67,12 @@ class LoopbackBackups:
     db: LoopbackDatabase | None = None
     archive_timeout_s: int = ARCHIVE_TIMEOUT_S
     restored: list[PgCluster] = field(default_factory=list)
+    # Object-store credentials (PGBACKREST_REPO1_AZURE_KEY, ...), as the containers get them.
+    secret_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, CIPHER_PASS_ENV: self.cipher_pass}
+        return {**os.environ, **self.secret_env, CIPHER_PASS_ENV: self.cipher_pass}
 
     def node_settings(self, name: str, data_dir: Path, port: int, socket_dir: Path) -> PgBackRestSettings:
         """pgBackRest settings of one node; each has its own config file, spool, lock and log dirs."""
@@ -102,7 +104,7 @@ class LoopbackBackups:
     def node_extras(self, name: str, data_dir: Path, port: int, socket_dir: Path) -> tuple[list[str], dict[str, str]]:
         """Archive settings and the passphrase for one node (replication.NodeExtras)."""
         settings = self.write_config(self.node_settings(name, data_dir, port, socket_dir))
-        return server_flags(archive_parameters(settings)), {CIPHER_PASS_ENV: self.cipher_pass}
+        return server_flags(archive_parameters(settings)), {**self.secret_env, CIPHER_PASS_ENV: self.cipher_pass}
 
     def primary_settings(self) -> PgBackRestSettings:
         primary = self.db.primary
@@ -206,17 +208,19 @@ def posix_repository(path: str) -> RepositorySettings:
 
 @contextmanager
 def loopback_backups(replicas: int = 0, *, repository: RepositorySettings | None = None,
-                     extra_flags: tuple[str, ...] = (),
+                     secret_env: dict[str, str] | None = None, extra_flags: tuple[str, ...] = (),
                      archive_timeout_s: int = ARCHIVE_TIMEOUT_S) -> Iterator[LoopbackBackups]:
     """A loopback database (primary, and slots for `replicas`) archiving into a fresh,
-    encrypted repository; the stanza is created by the rendered initdb.d script, as in
-    the image. `extra_flags` go to every node (e.g. track_commit_timestamp for a drill)."""
+    encrypted repository (a temp dir, or `repository` with its `secret_env` credentials);
+    the stanza is created by the rendered initdb.d script, as in the image. `extra_flags`
+    go to every node (e.g. track_commit_timestamp for a drill)."""
     root = make_owned_dir("hastack-backups-")
     repo_dir = root / "repo"
     repo_dir.mkdir()
     chown_to_postgres(repo_dir)
     setup = LoopbackBackups(root=root, repository=repository or posix_repository(str(repo_dir)),
-                            cipher_pass=passphrase(), archive_timeout_s=archive_timeout_s)
+                            cipher_pass=passphrase(), archive_timeout_s=archive_timeout_s,
+                            secret_env=dict(secret_env or {}))
 
     def extras(name: str, data_dir: Path, port: int, socket_dir: Path) -> tuple[list[str], dict[str, str]]:
         flags, env = setup.node_extras(name, data_dir, port, socket_dir)

@@ -9,6 +9,10 @@ from pathlib import Path
 POSTGRES_BIN_DIR = Path("/usr/lib/postgresql/15/bin")  # Debian keeps these off PATH
 
 
+# Binaries that come from npm (pinned as .ci/run installs them), not from Debian.
+NPM_PACKAGES = {"azurite-blob": "azurite@3.35.0"}
+
+
 class MissingBinary(RuntimeError):
     """A binary the stack on loopback needs is not installed."""
 
@@ -28,6 +32,8 @@ def find(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if found:
         return found
+    if name in NPM_PACKAGES:
+        raise MissingBinary(f"{name} is not installed; run: npm install -g {NPM_PACKAGES[name]}")
     package = {"haproxy": "haproxy", "patroni": "patroni", "patronictl": "patroni", "etcd": "etcd-server",
                "openssl": "openssl", "pgbackrest": "pgbackrest", "jq": "jq",
                "prometheus": "prometheus", "promtool": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager",
