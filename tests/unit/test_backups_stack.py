@@ -115,8 +115,9 @@ def test_each_node_has_a_scheduler_with_the_default_cron_and_its_volumes(shipped
         assert "pg_is_in_recovery" in upload(scheduler, BACKUP_JOB)
 
 
-def test_a_prod_named_stack_protects_the_repository_and_the_passphrase():
-    run = run_program(stack_file_config(SELF_HOSTED_STACK_FILES[0]), "prod")
+def test_a_protected_stack_protects_the_repository_and_the_passphrase():
+    raw = {**stack_file_config(SELF_HOSTED_STACK_FILES[0]), "hastack:protect": "true"}
+    run = run_program(raw, "dev")
     assert run.by_name("backups-repository").protect and run.by_name("backups-cipher-pass").protect
 
 
