@@ -101,7 +101,8 @@ def object_store_env(config: BackupsConfig) -> dict[str, pulumi.Output[str]]:
     """The object store's credentials, as secrets, under the names pgBackRest reads."""
     repo = config.repository
     if repo.type == "s3":
-        return {S3_KEY_ENV: pulumi.Output.secret(repo.s3.key), S3_KEY_SECRET_ENV: pulumi.Output.secret(repo.s3.key_secret)}
+        return {S3_KEY_ENV: pulumi.Output.secret(repo.s3.key.get_secret_value()),
+                S3_KEY_SECRET_ENV: pulumi.Output.secret(repo.s3.key_secret.get_secret_value())}
     if repo.type == "azure":
-        return {AZURE_KEY_ENV: pulumi.Output.secret(repo.azure.key)}
+        return {AZURE_KEY_ENV: pulumi.Output.secret(repo.azure.key.get_secret_value())}
     return {}

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -535,6 +536,16 @@ BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(:\d{1,5})?$")
 
 
+def _check_endpoint(value: str) -> str:
+    if not ENDPOINT.match(value):
+        raise ValueError("endpoint must be a host name with an optional port, without a scheme (TLS is always used)")
+    return value
+
+
+# An object store's host[:port]: pgBackRest always speaks TLS to it, so no scheme.
+Endpoint = Annotated[str, AfterValidator(_check_endpoint)]
+
+
 def _check_cron(value: str) -> str:
     fields = value.split()
     if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
@@ -557,21 +568,14 @@ class BackupVolumeConfig(_Model):
 class S3RepositoryConfig(_Model):
     """repository.type s3: S3 or an S3-compatible store (MinIO), always over TLS."""
 
-    endpoint: str
+    endpoint: Endpoint
     bucket: str
     region: str = "us-east-1"
     # MinIO and most self-hosted stores want path-style URLs.
     uri_style: Literal["host", "path"] = "host"
     # Credentials; set them with `pulumi config set --secret --path hastack:backups.repository.s3.keySecret ...`.
-    key: str
-    key_secret: str
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        if not ENDPOINT.match(value):
-            raise ValueError("endpoint must be a host name with an optional port, without a scheme (TLS is always used)")
-        return value
+    key: SecretStr
+    key_secret: SecretStr
 
     @field_validator("bucket")
     @classmethod
@@ -587,16 +591,9 @@ class AzureRepositoryConfig(_Model):
     account: str
     container: str
     # Shared key; set it with `pulumi config set --secret --path hastack:backups.repository.azure.key ...`.
-    key: str
-    endpoint: str = "blob.core.windows.net"
+    key: SecretStr
+    endpoint: Endpoint = "blob.core.windows.net"
     uri_style: Literal["host", "path"] = "host"
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        if not ENDPOINT.match(value):
-            raise ValueError("endpoint must be a host name with an optional port, without a scheme (TLS is always used)")
-        return value
 
     @field_validator("account", "container")
     @classmethod

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import ClassVar
 from datetime import datetime
 from pathlib import Path
 
@@ -105,21 +106,28 @@ def prepare(setup: LoopbackBackups) -> None:
 
 
 @dataclass(frozen=True)
-class OperatorErrorResult:
+class PointInTimeResult:
+    """What a point-in-time restore brought back, against what was committed by the target."""
+
     committed_before_target: int
     rows_before_target_missing: int
     rows_after_target_present: int
     rto_s: float
 
+    drill: ClassVar[str] = "operator_error"
+
+    def detail(self) -> dict:
+        return {"committed_before_target": self.committed_before_target}
+
     def figures(self) -> list[Figure]:
-        return _figures("operator_error", {
+        return _figures(self.drill, {
             "rows_before_target_missing": (self.rows_before_target_missing, "rows"),
             "rows_after_target_present": (self.rows_after_target_present, "rows"),
             "rto_s": (self.rto_s, "s"),
-        }, {"committed_before_target": self.committed_before_target})
+        }, self.detail())
 
 
-def operator_error(setup: LoopbackBackups) -> OperatorErrorResult:
+def operator_error(setup: LoopbackBackups) -> PointInTimeResult:
     prepare(setup)
     primary = setup.db.primary
     writer = RowWriter(lambda: setup.db.connect(primary, "app"))
@@ -139,7 +147,7 @@ def operator_error(setup: LoopbackBackups) -> OperatorErrorResult:
     run = setup.restore(target.isoformat())
     rto_s = run.wait_writable()
     restored = _restored_ids(setup, run.cluster)
-    return OperatorErrorResult(committed_before_target=len(before),
+    return PointInTimeResult(committed_before_target=len(before),
                                rows_before_target_missing=len(before - restored),
                                rows_after_target_present=len(restored - before), rto_s=rto_s)
 
@@ -207,22 +215,16 @@ def whole_cluster_loss(setup: LoopbackBackups, *, pgbench_scale: int = 0) -> Who
 
 
 @dataclass(frozen=True)
-class TimelineSwitchResult:
-    promoted_timeline: int
-    new_timeline_archived: bool  # the new primary pushed its timeline history and WAL
-    backup_after_promotion: bool  # `ensure` took a full backup on the new timeline
-    committed_before_target: int
-    rows_before_target_missing: int
-    rows_after_target_present: int
-    restored_timeline: int
-    rto_s: float
+class TimelineSwitchResult(PointInTimeResult):
+    promoted_timeline: int = 0
+    new_timeline_archived: bool = False  # the new primary pushed its timeline history and WAL
+    backup_after_promotion: bool = False  # `ensure` took a full backup on the new timeline
+    restored_timeline: int = 0
 
-    def figures(self) -> list[Figure]:
-        return _figures("timeline_switch", {
-            "rows_before_target_missing": (self.rows_before_target_missing, "rows"),
-            "rows_after_target_present": (self.rows_after_target_present, "rows"),
-            "rto_s": (self.rto_s, "s"),
-        }, {"promoted_timeline": self.promoted_timeline, "restored_timeline": self.restored_timeline})
+    drill: ClassVar[str] = "timeline_switch"
+
+    def detail(self) -> dict:
+        return {"promoted_timeline": self.promoted_timeline, "restored_timeline": self.restored_timeline}
 
 
 def current_timeline(conn: psycopg.Connection) -> int:

@@ -21,7 +21,7 @@ import pulumi_docker as docker
 from components.backups import REPOSITORY_MOUNT, SOCKET_DIR, Backups
 from components.config import BackupsConfig
 from components.docker.common import data_options, env_entry
-from components.docker.storage import nfs_driver_options
+from components.docker.storage import data_volume
 from components.render.pgbackrest import PgBackRestSettings, archive_parameters, render_pgbackrest_conf
 
 CONF_FILE = "/etc/pgbackrest/pgbackrest.conf"
@@ -44,13 +44,7 @@ class BackupRepository(pulumi.ComponentResource):
         self.volume_name = None
         if repo.type == "volume":
             nfs = repo.volume.nfs if repo.volume.driver == "nfs" else None
-            volume = docker.Volume(
-                f"{name}-repository",
-                driver="local",
-                driver_opts=nfs_driver_options(nfs) if nfs else None,
-                opts=data_options(self, args.protect),
-            )
-            self.volume_name = volume.name
+            self.volume_name = data_volume(f"{name}-repository", nfs, self, args.protect).name
         self.register_outputs({"volumeName": self.volume_name})
 
     def mounts(self) -> list[docker.ContainerVolumeArgs]:

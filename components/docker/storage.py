@@ -22,6 +22,17 @@ def nfs_driver_options(nfs: NfsConfig) -> dict[str, str]:
     return {"type": "nfs", "o": f"addr={nfs.server},{nfs.options}", "device": f":{nfs.path}"}
 
 
+def data_volume(resource_name: str, nfs: NfsConfig | None, parent: pulumi.Resource, protect: bool) -> docker.Volume:
+    """A named volume that holds data (the uploads share, the backup repository): on the
+    engine's disk, or on an NFS export when `nfs` is given; protected with `protect`."""
+    return docker.Volume(
+        resource_name,
+        driver="local",
+        driver_opts=nfs_driver_options(nfs) if nfs else None,
+        opts=data_options(parent, protect),
+    )
+
+
 class Storage(pulumi.ComponentResource):
     """A named volume on the engine; NFS-backed when configured, so several engines share it."""
 
@@ -31,12 +42,7 @@ class Storage(pulumi.ComponentResource):
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:docker:Storage", name, None, opts)
         nfs = args.config.nfs if args.config.driver == "nfs" else None
-        volume = docker.Volume(
-            f"{name}-shared",
-            driver="local",
-            driver_opts=nfs_driver_options(nfs) if nfs else None,
-            opts=data_options(self, args.protect),
-        )
+        volume = data_volume(f"{name}-shared", nfs, self, args.protect)
         self.volume_name = volume.name
         self.mount_path = args.config.mount_path
         self.register_outputs({"volumeName": self.volume_name, "mountPath": self.mount_path})
