@@ -97,7 +97,7 @@ def test_the_tls_probe_goes_through_the_blackbox_exporter_and_only_with_https_on
 
 def test_exporters_log_in_as_the_monitor_role_with_the_generated_secret(dev):
     primary = dev.by_name("db-primary")
-    assert "IN ROLE pg_monitor" in upload(primary, "/docker-entrypoint-initdb.d/")
+    assert "IN ROLE pg_monitor" in upload(primary, "/docker-entrypoint-initdb.d/10-")
     password = env_of(primary)[MONITOR_DB_PASSWORD_ENV]
     assert password.startswith(FAKE_SECRET_PREFIX)
     for node in ("db-primary", "db-replica-0"):
@@ -135,7 +135,7 @@ def test_monitoring_disabled_declares_nothing_and_generates_no_monitor_password(
     assert containers(run, "monitoring-") == []
     assert "prometheusUrl" not in run.outputs
     assert MONITOR_DB_PASSWORD_ENV not in env_of(run.by_name("db-primary"))
-    assert "pg_monitor" not in upload(run.by_name("db-primary"), "/docker-entrypoint-initdb.d/")
+    assert "pg_monitor" not in upload(run.by_name("db-primary"), "/docker-entrypoint-initdb.d/10-")
     assert not [r for r in run.resources if r.name == "secrets-db-monitor"]
 
 
