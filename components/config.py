@@ -53,6 +53,9 @@ POSTGRES_EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.11.1
 NODE_EXPORTER_IMAGE = "prom/node-exporter:v1.5.0"
 BLACKBOX_EXPORTER_IMAGE = "prom/blackbox-exporter:v0.23.0"
 
+# Swarm: the fewest nodes that survive the loss of one (etcd's quorum is 2 of 3).
+SWARM_MIN_NODES = 3
+
 # Azure Database for PostgreSQL Flexible Server majors we allow for managed mode.
 MANAGED_POSTGRES_VERSIONS = ("15", "16", "17")
 
@@ -111,6 +114,26 @@ class _Model(BaseModel):
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+def _check_pinned_image(value: str | None) -> str | None:
+    if value is None:
+        return value
+    if not IMAGE_REF.match(value):
+        raise ValueError("image must be 'repository:tag' or 'repository@sha256:<digest>' (an untagged image is not pinned)")
+    if value.endswith(":latest"):
+        raise ValueError("image tag 'latest' is not pinned; use a version tag or a digest")
+    return value
+
+
+def _check_private_subnet(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value)
+    except ValueError:
+        raise ValueError("subnet must be an IPv4 CIDR such as 172.28.0.0/16") from None
+    if not network.is_private or network.prefixlen > 28:
+        raise ValueError("subnet must be a private range no smaller than /28")
+    return value
+
+
 def _check_path(value: str, what: str) -> str:
     if not value.startswith("/") or " " in value:
         raise ValueError(f"{what} must be an absolute URL path starting with '/' and without spaces")
@@ -158,13 +181,7 @@ class AppConfig(_Model):
     @field_validator("image")
     @classmethod
     def _pinned_image(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if not IMAGE_REF.match(value):
-            raise ValueError("image must be 'repository:tag' or 'repository@sha256:<digest>' (an untagged image is not pinned)")
-        if value.endswith(":latest"):
-            raise ValueError("image tag 'latest' is not pinned; use a version tag or a digest")
-        return value
+        return _check_pinned_image(value)
 
     @field_validator("env")
     @classmethod
@@ -493,14 +510,36 @@ class NfsConfig(_Model):
             raise ValueError("NFS export path must be absolute")
         return value
 
+    @property
+    def local_driver_options(self) -> dict[str, str]:
+        """The `local` volume driver's NFS mount options (as `docker volume create --opt ...`)."""
+        return {"type": "nfs", "o": f"addr={self.server},{self.options}", "device": f":{self.path}"}
+
+
+class VolumePluginConfig(_Model):
+    """A Docker volume plugin that every Swarm node has installed (storage.driver: plugin)."""
+
+    # The plugin's driver name as `docker volume create --driver` takes it.
+    name: str
+    options: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _not_local(cls, value: str) -> str:
+        if not re.match(r"^[a-z0-9][a-z0-9._/:-]*$", value) or value == "local":
+            raise ValueError("name must be a volume plugin's driver name (e.g. 'rexray/efs'), not 'local'")
+        return value
+
 
 class StorageConfig(_Model):
     """One share mounted read-write at the same path in every replica."""
 
     mount_path: str = "/app/uploads"
     # Docker: a local named volume, or an NFS-backed one for multi-host engines.
-    driver: Literal["local", "nfs"] = "local"
+    # Swarm: nfs, or a volume plugin that shares the data between nodes.
+    driver: Literal["local", "nfs", "plugin"] = "local"
     nfs: NfsConfig | None = None
+    plugin: VolumePluginConfig | None = None
     # Azure Files: Premium shares start at 100 GiB.
     quota_gb: int = Field(100, ge=100, le=102_400)
     protocol: Literal["SMB", "NFS"] = "SMB"
@@ -517,6 +556,10 @@ class StorageConfig(_Model):
     @model_validator(mode="after")
     def _nfs_settings(self) -> StorageConfig:
         _check_nfs_settings(self.driver, self.nfs)
+        if self.driver == "plugin" and self.plugin is None:
+            raise ValueError("driver 'plugin' needs plugin: {name, options}")
+        if self.driver != "plugin" and self.plugin is not None:
+            raise ValueError("plugin settings are only used with driver 'plugin'")
         return self
 
 
@@ -706,13 +749,70 @@ class DockerConfig(_Model):
     @field_validator("subnet")
     @classmethod
     def _private_subnet(cls, value: str) -> str:
-        try:
-            network = ipaddress.ip_network(value)
-        except ValueError:
-            raise ValueError("subnet must be an IPv4 CIDR such as 172.28.0.0/16") from None
-        if not network.is_private or network.prefixlen > 28:
-            raise ValueError("subnet must be a private range no smaller than /28")
+        return _check_private_subnet(value)
+
+
+class SwarmConfig(_Model):
+    """The Docker Swarm to deploy to (platform: swarm) and where its stateful members run."""
+
+    # A manager's engine: ssh://user@host or tcp://host:port.
+    host: str | None = None
+    # Hostnames of the nodes the stack runs on (`docker node ls`); one HAProxy per node.
+    nodes: list[str] = Field(default_factory=list)
+    # The nodes that each run one etcd member. Unset: the first three of `nodes`.
+    etcd_nodes: list[str] | None = None
+    # The nodes that each run one Patroni member. Unset: the first 1 + database.replicas of `nodes`.
+    database_nodes: list[str] | None = None
+    # Swarm's placement.max_replicas_per_node for the app service.
+    max_replicas_per_node: int = Field(1, ge=1, le=30)
+    # The hastack Patroni image (components/docker/images/patroni), pushed where every node can pull it.
+    patroni_image: str | None = None
+    # Overlay subnets: the app + LB network, and the encrypted database + etcd network.
+    app_subnet: str = "10.231.0.0/24"
+    data_subnet: str = "10.232.0.0/24"
+
+    @field_validator("host")
+    @classmethod
+    def _manager_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(ssh|tcp)://\S+$", value):
+            raise ValueError("host must be a manager's ssh://user@host or tcp://host:port")
         return value
+
+    @field_validator("nodes", "etcd_nodes", "database_nodes")
+    @classmethod
+    def _hostnames(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or ():
+            if not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$", name):
+                raise ValueError(f"{name!r} is not a node hostname")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"node names must be distinct, so no two members share a node (got {value})")
+        return value
+
+    @field_validator("patroni_image")
+    @classmethod
+    def _pinned_patroni_image(cls, value: str | None) -> str | None:
+        return _check_pinned_image(value)
+
+    @field_validator("app_subnet", "data_subnet")
+    @classmethod
+    def _overlay_subnet(cls, value: str) -> str:
+        return _check_private_subnet(value)
+
+    @model_validator(mode="after")
+    def _members_on_listed_nodes(self) -> SwarmConfig:
+        for key, chosen in (("etcdNodes", self.etcd_nodes), ("databaseNodes", self.database_nodes)):
+            strangers = sorted(set(chosen or ()) - set(self.nodes))
+            if strangers:
+                raise ValueError(f"{key} {strangers} are not in nodes {self.nodes}")
+        if self.etcd_nodes is not None and len(self.etcd_nodes) != 3:
+            raise ValueError(f"etcdNodes must name exactly 3 distinct nodes, one etcd member each (got {len(self.etcd_nodes)})")
+        return self
+
+    def etcd_member_nodes(self) -> list[str]:
+        return self.etcd_nodes or self.nodes[:3]
+
+    def database_member_nodes(self, members: int) -> list[str]:
+        return self.database_nodes or self.nodes[:members]
 
 
 class AzureConfig(_Model):
@@ -878,7 +978,7 @@ class MonitoringConfig(_Model):
 class StackConfig(_Model):
     """Everything one stack declares. Keys are `hastack:<key>` in Pulumi.<stack>.yaml."""
 
-    platform: Literal["docker", "azure"] = "docker"
+    platform: Literal["docker", "swarm", "azure"] = "docker"
     # Protect stateful resources (DB, volumes, storage) from `pulumi destroy`.
     # Unset: on for a stack named prod, off otherwise.
     protect: bool
@@ -888,6 +988,7 @@ class StackConfig(_Model):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     backups: BackupsConfig = Field(default_factory=BackupsConfig)
     docker: DockerConfig = Field(default_factory=DockerConfig)
+    swarm: SwarmConfig = Field(default_factory=SwarmConfig)
     azure: AzureConfig = Field(default_factory=AzureConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
@@ -899,11 +1000,56 @@ class StackConfig(_Model):
             raise ValueError("platform 'azure' runs database.mode 'managed' only")
         if self.platform == "azure" and self.app.image is None:
             raise ValueError("platform 'azure' needs app.image (a pushed, pinned image); builds are Docker-only")
-        if self.platform == "docker" and self.app.image is not None and self.app.healthcheck_command is None:
+        if self.platform in ("docker", "swarm") and self.app.image is not None and self.app.healthcheck_command is None:
             raise ValueError(
                 f"app.healthcheckCommand is required with app.image ({self.app.image}): the default probe runs python, "
                 f"which only the reference image is known to have; give one your image runs, e.g. "
-                f'healthcheckCommand: ["curl", "-fsS", "http://127.0.0.1:{self.app.port}{self.app.health_path}"]'
+                f'healthcheckCommand: ["curl", "-fsS", "http://127.0.0.1:{self.app.port}{self._probe_path}"]'
+            )
+        if self.platform != "swarm" and self.storage.driver == "plugin":
+            raise ValueError("storage.driver 'plugin' applies to platform 'swarm' only; on docker use local or nfs")
+        return self
+
+    @property
+    def _probe_path(self) -> str:
+        """What the container healthcheck probes: readiness on Docker; liveness on Swarm,
+        where a failing healthcheck gets the task killed."""
+        return self.app.liveness_path if self.platform == "swarm" else self.app.health_path
+
+    @model_validator(mode="after")
+    def _swarm_rules(self) -> StackConfig:
+        """What a stack spread over several Swarm nodes needs to survive the loss of one."""
+        if self.platform != "swarm":
+            return self
+        swarm = self.swarm
+        if swarm.host is None:
+            raise ValueError("platform 'swarm' needs swarm.host, a manager's ssh://user@host or tcp://host:port")
+        if self.database.mode != "self-hosted" or self.database.failover != "patroni":
+            raise ValueError("platform 'swarm' runs database.mode 'self-hosted' with failover 'patroni' only: a node loss must not wait for an operator")
+        if self.app.image is None or swarm.patroni_image is None:
+            raise ValueError("platform 'swarm' needs app.image and swarm.patroniImage (pushed, pinned images every node can pull); builds are Docker-only")
+        if len(swarm.nodes) < SWARM_MIN_NODES:
+            raise ValueError(f"swarm.nodes must name at least {SWARM_MIN_NODES} distinct nodes, for etcd's quorum and the Patroni members (got {len(swarm.nodes)})")
+        members = 1 + self.database.replicas
+        db_nodes = swarm.database_member_nodes(members)
+        if len(db_nodes) != members:
+            raise ValueError(
+                f"1 + database.replicas = {members} Patroni members need {members} distinct nodes, one each; "
+                f"swarm.{'databaseNodes' if swarm.database_nodes else 'nodes'} names {len(db_nodes)}"
+            )
+        if self.storage.driver == "local":
+            raise ValueError("storage.driver 'local' is a different volume on every node; a swarm stack needs nfs (storage.nfs) or plugin (storage.plugin)")
+        if self.load_balancer.tls.enabled:
+            raise ValueError(
+                "loadBalancer.tls is not available on platform 'swarm' yet (its HAProxy serves plain HTTP); "
+                "set loadBalancer.tls.enabled: false and terminate HTTPS in front of the nodes"
+            )
+        capacity = len(swarm.nodes) * swarm.max_replicas_per_node
+        if self.app.replicas >= capacity:
+            raise ValueError(
+                f"app.replicas ({self.app.replicas}) fills all {len(swarm.nodes)} nodes x swarm.maxReplicasPerNode "
+                f"({swarm.max_replicas_per_node}), so a start-first update has no node for its new task and deadlocks; "
+                f"allowed: replicas < {capacity} (raise maxReplicasPerNode or add nodes)"
             )
         return self
 

@@ -30,6 +30,10 @@ def build(config: StackConfig) -> dict[str, Any]:
         from components.docker.platform import build_docker_stack
 
         return build_docker_stack(config)
+    if config.platform == "swarm":
+        from components.swarm.platform import build_swarm_stack
+
+        return build_swarm_stack(config)
     from components.azure.platform import build_azure_stack
 
     return build_azure_stack(config)

@@ -35,7 +35,7 @@ def find(name: str) -> str:
     if name in NPM_PACKAGES:
         raise MissingBinary(f"{name} is not installed; run: npm install -g {NPM_PACKAGES[name]}")
     package = {"haproxy": "haproxy", "patroni": "patroni", "patronictl": "patroni", "etcd": "etcd-server",
-               "openssl": "openssl", "pgbackrest": "pgbackrest", "jq": "jq",
+               "openssl": "openssl", "pgbackrest": "pgbackrest", "jq": "jq", "ip": "iproute2",
                "prometheus": "prometheus", "promtool": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager",
                "amtool": "prometheus-alertmanager",
                "prometheus-postgres-exporter": "prometheus-postgres-exporter",

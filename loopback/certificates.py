@@ -13,6 +13,7 @@ mode 0600 and owned by the postgres OS user, as PostgreSQL demands of `ssl_key_f
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +47,9 @@ def _openssl(*args: str) -> None:
         raise RuntimeError(f"openssl {args[0]} failed ({result.returncode}):\n{result.stderr}")
 
 
-def issue_loopback_certificates(directory: Path) -> LoopbackCertificates:
-    """Write ca.crt, server.crt, server.key and server.pem into `directory`."""
+def issue_loopback_certificates(directory: Path, ip_addresses: Sequence[str] = (SERVER_IP,)) -> LoopbackCertificates:
+    """Write ca.crt, server.crt, server.key and server.pem into `directory`; the server
+    certificate names `localhost` and `ip_addresses` (a multi-machine drill's node addresses)."""
     ca_key, ca_file = directory / "ca.key", directory / "ca.crt"
     key_file, request, certificate_file = directory / "server.key", directory / "server.csr", directory / "server.crt"
     extensions = directory / "server.ext"
@@ -55,7 +57,8 @@ def issue_loopback_certificates(directory: Path) -> LoopbackCertificates:
              "-subj", "/CN=hastack loopback CA",
              "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
     _openssl("req", "-new", *_EC_KEY, "-keyout", str(key_file), "-out", str(request), "-subj", f"/CN={SERVER_DNS_NAME}")
-    extensions.write_text(f"subjectAltName=DNS:{SERVER_DNS_NAME},IP:{SERVER_IP}\n"
+    names = ",".join([f"DNS:{SERVER_DNS_NAME}", *(f"IP:{address}" for address in ip_addresses)])
+    extensions.write_text(f"subjectAltName={names}\n"
                           "extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
     _openssl("x509", "-req", "-in", str(request), "-CA", str(ca_file), "-CAkey", str(ca_key), "-CAcreateserial",
              "-days", str(VALIDITY_DAYS), "-extfile", str(extensions), "-out", str(certificate_file))

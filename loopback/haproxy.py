@@ -20,6 +20,7 @@ from components.config import HealthCheckConfig, LoadBalancerTlsConfig, RetryCon
 from components.render.haproxy import APP_BACKEND, Backend, HaproxySettings, TlsTermination, render_haproxy_cfg
 
 from .binaries import find
+from .netns import is_drill_address
 from .ports import free_port, wait_for_port, wait_until
 
 # `show stat` status column values that mean the server takes traffic / does not.
@@ -69,8 +70,8 @@ class LoopbackHaproxy:
     """One haproxy process (master-worker, foreground) with an admin socket in `workdir`."""
 
     def __init__(self, settings: HaproxySettings, workdir: Path):
-        if settings.bind_address != "127.0.0.1":
-            raise ValueError("the loopback LB binds 127.0.0.1 only")
+        if settings.bind_address != "127.0.0.1" and not is_drill_address(settings.bind_address):
+            raise ValueError("the loopback LB binds 127.0.0.1 or a drill namespace's address (loopback/netns.py) only")
         self.settings = dataclasses.replace(settings, stats_socket=str(workdir / "haproxy-admin.sock"))
         self.workdir = workdir
         self.config_path = workdir / "haproxy.cfg"
@@ -81,17 +82,17 @@ class LoopbackHaproxy:
     def url(self) -> str:
         """Where clients go: HTTPS when the settings have TLS, else plain HTTP."""
         if self.settings.tls:
-            return f"https://127.0.0.1:{self.settings.tls.port}"
+            return f"https://{self.settings.bind_address}:{self.settings.tls.port}"
         return self.http_url
 
     @property
     def http_url(self) -> str:
         """The plain HTTP port (with TLS it only redirects)."""
-        return f"http://127.0.0.1:{self.settings.frontend_port}"
+        return f"http://{self.settings.bind_address}:{self.settings.frontend_port}"
 
     @property
     def stats_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.stats_port}"
+        return f"http://{self.settings.bind_address}:{self.settings.stats_port}"
 
     def start(self, deadline_s: float = 10.0) -> None:
         self.config_path.write_text(render_haproxy_cfg(self.settings))
@@ -99,9 +100,9 @@ class LoopbackHaproxy:
             self.process = subprocess.Popen([find("haproxy"), "-W", "-db", "-f", str(self.config_path)],
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_for_port(self.settings.frontend_port, deadline_s)
+            wait_for_port(self.settings.frontend_port, deadline_s, host=self.settings.bind_address)
             if self.settings.tls:
-                wait_for_port(self.settings.tls.port, deadline_s)
+                wait_for_port(self.settings.tls.port, deadline_s, host=self.settings.bind_address)
             wait_until(self._admin_socket_answers, deadline_s, "haproxy admin socket")
         except TimeoutError:
             self.stop()
@@ -150,6 +151,14 @@ class LoopbackHaproxy:
         """Poll until server `name` is exactly `status` (UP or DOWN) in `backend`; return the seconds it took."""
         return wait_until(lambda: self.server_states(backend).get(name) == status, deadline_s,
                           f"haproxy server {backend}/{name} {status}", interval_s=0.01)
+
+    def servers_by_address(self, backend: str = APP_BACKEND) -> dict[str, str]:
+        """`{"addr:port": status}` of `backend`'s servers that have an address: with a
+        server-template, which DNS record each slot holds ("show servers state")."""
+        states = self.server_states(backend)
+        rows = [line.split() for line in self.admin(f"show servers state {backend}").splitlines()[2:] if line.strip()]
+        # Columns: be_id be_name srv_id srv_name srv_addr ... srv_port is the 19th.
+        return {f"{row[4]}:{row[18]}": states.get(row[3], "") for row in rows if row[4] not in {"0.0.0.0", "-"}}
 
     def _admin_socket_answers(self) -> bool:
         try:

@@ -12,7 +12,7 @@ Every POST carries a fresh X-Request-Id, which the app records per delivery
 
 The load runs in a background thread (so a drill can kill things meanwhile) at a fixed
 rate, and stops by itself after `max_requests` or `max_seconds`, whichever comes first.
-It targets 127.0.0.1 only. Every request is recorded, with why it failed if it did:
+It targets 127.0.0.1, or an address of a drill's own network namespaces (loopback/netns.py). Every request is recorded, with why it failed if it did:
 
     with MixedLoad(stack.url, max_seconds=15) as load:
         load.wait_for_requests(100)
@@ -35,6 +35,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
+
+from .netns import is_drill_address
 
 KINDS = ("get_index", "get_note", "post_note", "post_note_unkeyed")
 GETS = ("get_index", "get_note")
@@ -126,8 +128,9 @@ class MixedLoad:
     report: LoadReport | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        if httpx.URL(self.base_url).host != "127.0.0.1":
-            raise ValueError(f"the drill load targets 127.0.0.1 only, not {self.base_url}")
+        host = httpx.URL(self.base_url).host
+        if host != "127.0.0.1" and not is_drill_address(host):
+            raise ValueError(f"the drill load targets 127.0.0.1 or a drill namespace's address only, not {self.base_url}")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run_in_thread, name="mixed-load", daemon=True)
         self._error: BaseException | None = None

@@ -102,7 +102,7 @@ def loopback_etcd(members: int = ETCD_MEMBERS) -> Iterator[EtcdCluster]:
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         # /health answers true once the member serves requests through a quorum.
         for member in cluster.settings.members:
-            wait_until(lambda: _etcd_healthy(member), ETCD_READY_S, f"etcd member {member.name} healthy", 0.1)
+            wait_until(lambda: etcd_healthy(member), ETCD_READY_S, f"etcd member {member.name} healthy", 0.1)
         yield cluster
     finally:
         for process in cluster.processes.values():
@@ -110,7 +110,8 @@ def loopback_etcd(members: int = ETCD_MEMBERS) -> Iterator[EtcdCluster]:
         remove_tree(root)
 
 
-def _etcd_healthy(member: EtcdMember) -> bool:
+def etcd_healthy(member: EtcdMember) -> bool:
+    """The member serves requests through a quorum (its /health answers true)."""
     try:
         with urllib.request.urlopen(f"{member.client_url}/health", timeout=1) as response:
             return json.load(response).get("health") == "true"
@@ -125,6 +126,8 @@ class PatroniNode:
     api_port: int
     process: subprocess.Popen | None = None
     config_path: Path | None = None
+    # Where the REST API answers: 127.0.0.1, or the node's namespace address in a drill.
+    api_host: str = "127.0.0.1"
 
     @property
     def name(self) -> str:
@@ -140,7 +143,7 @@ class PatroniNode:
                                             stderr=subprocess.STDOUT, start_new_session=True, **as_postgres_user)
 
     def api(self, path: str) -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}{path}", timeout=2) as response:
+        with urllib.request.urlopen(f"http://{self.api_host}:{self.api_port}{path}", timeout=2) as response:
             return json.load(response)
 
     def crash(self) -> None:

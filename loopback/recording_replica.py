@@ -81,7 +81,7 @@ class DeathToken:
 class RecordingReplica:
     """One replica: records, then answers (200 for GET, HEAD, OPTIONS; 201 otherwise) or dies."""
 
-    def __init__(self, name: str, log: ReceiptLog, token: DeathToken):
+    def __init__(self, name: str, log: ReceiptLog, token: DeathToken, host: str = "127.0.0.1", port: int = 0):
         self.name = name
         self.writer_ready = True
         self.dead = False
@@ -113,7 +113,8 @@ class RecordingReplica:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # `host`/`port`: several replicas on one port, as Swarm tasks on their own addresses.
+        self.server = ThreadingHTTPServer((host, port), Handler)
         # A reset connection (ours, or a health check's) is not an error to print.
         self.server.handle_error = lambda request, client_address: None
         self.port = self.server.server_address[1]

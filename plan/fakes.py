@@ -43,8 +43,18 @@ def fake_image_id(reference: str) -> str:
     return "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
 
 
+def fake_repo_digest(reference: str) -> str:
+    """`repository@sha256:<hex>`, as the registry would answer for a pulled tag."""
+    if "@sha256:" in reference:
+        return reference
+    last = reference.rsplit("/", 1)[-1]
+    repository = reference[: len(reference) - len(last)] + last.split(":", 1)[0]
+    return f"{repository}@{fake_image_id(reference)}"
+
+
 def _docker_remote_image(args: pulumi.runtime.MockResourceArgs) -> dict:
-    return {"imageId": fake_image_id(args.inputs["name"])}
+    reference = args.inputs["name"]
+    return {"imageId": fake_image_id(reference), "repoDigest": fake_repo_digest(reference)}
 
 
 def _docker_built_image(args: pulumi.runtime.MockResourceArgs) -> dict:
@@ -72,6 +82,10 @@ COMPUTED = {
     "docker:index/network:Network": _docker_container,
     "docker:index/volume:Volume": _docker_container,
     "docker:index/remoteImage:RemoteImage": _docker_remote_image,
+    # Swarm objects: secrets are auto-named; services and configs keep their given names.
+    "docker:index/secret:Secret": _docker_container,
+    "docker:index/serviceConfig:ServiceConfig": _docker_container,
+    "docker:index/service:Service": _docker_container,
     "docker:index/image:Image": _docker_built_image,
     # Private keys and self-signed certificates: real ones, below.
     "tls:index/certRequest:CertRequest": _tls_cert_request,

@@ -9,6 +9,10 @@ from pathlib import Path
 
 VERSION = "1.0.0"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+# The *_FILE convention (Docker and Swarm secrets): NAME_FILE=<path> gives NAME the file's
+# content, for the secrets this app reads. Only these: other *_FILE variables in an
+# environment (TF_CLI_CONFIG_FILE, ...) are not ours to read.
+FILE_VARIABLES = ("DATABASE_URL", "DATABASE_READ_URL")
 
 
 class ConfigError(RuntimeError):
@@ -48,6 +52,26 @@ def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ..
     return value
 
 
+def with_file_variables(env: dict[str, str]) -> dict[str, str]:
+    """`env` with each `NAME_FILE=<path>` of FILE_VARIABLES turned into `NAME=<content of path>` (one
+    trailing newline dropped), so a secret mounted as a file (/run/secrets/NAME on Swarm)
+    never has to sit in the environment. Setting both NAME and NAME_FILE is an error."""
+    resolved = dict(env)
+    for name in FILE_VARIABLES:
+        key = f"{name}_FILE"
+        path = env.get(key)
+        if path is None:
+            continue
+        if env.get(name):
+            raise ConfigError(f"{name} and {key} are both set; set only one of them")
+        try:
+            resolved[name] = Path(path).read_text().removesuffix("\n")
+        except OSError as problem:
+            raise ConfigError(f"{key} names {path!r}, which cannot be read ({problem.strerror})") from None
+        del resolved[key]
+    return resolved
+
+
 def node_id_from(env: dict[str, str]) -> str:
     """This replica's identity: the platform's NODE_ID, Azure Container Apps' replica
     name, or the hostname (unique per container on Docker and Kubernetes)."""
@@ -81,7 +105,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
+        env = with_file_variables(dict(os.environ if env is None else env))
         database_url = env.get("DATABASE_URL", "")
         if not database_url:
             raise ConfigError("DATABASE_URL is required (a libpq URL of the writer database)")

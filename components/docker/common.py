@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
 
 from components.certificates import ServerCertificate
-from components.render.postgres import CLIENT_SSLMODE, ServerTls
 
-# Every PostgreSQL node listens here, whichever component runs it.
-POSTGRES_PORT = 5432
-# The server's TLS files in every PostgreSQL container (outside the data dir, so a base
-# backup does not copy them), and the CA in every container that connects to one.
-POSTGRES_TLS = ServerTls(
-    certificate_file="/etc/postgresql/hastack/server.crt",
-    key_file="/etc/postgresql/hastack/server.key",
-    ca_file="/etc/postgresql/hastack/ca.crt",
+# Shared with the swarm platform; re-exported for the Docker components.
+from components.postgres_nodes import (  # noqa: F401
+    DATABASE_CA_FILE,
+    POSTGRES_PORT,
+    POSTGRES_TLS,
+    POSTGRES_UID,
+    DataLayout,
+    connection_urls,
+    data_layout,
 )
-DATABASE_CA_FILE = "/etc/hastack/database-ca.crt"
-# The official postgres images' `postgres` user and group
-# (https://github.com/docker-library/postgres/blob/master/16/bookworm/Dockerfile).
-POSTGRES_UID = "999"
 
 
 def pulled_image(resource_name: str, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
@@ -181,7 +176,7 @@ class PostgresCluster(pulumi.ComponentResource):
     ) -> None:
         self.writer_endpoint = writer_endpoint
         self.reader_endpoints = reader_endpoints
-        self.writer_url, self.reader_url = connection_urls(user, password, every_node, database)
+        self.writer_url, self.reader_url = connection_urls(user, password, every_node, database, ca_file=DATABASE_CA_FILE)
         self.node_names = pulumi.Output.all(*[node.name for node in nodes])
         self.node_aliases = [endpoint.rsplit(":", 1)[0] for endpoint in every_node]
         self.data_volume_names = [node.volumes.apply(lambda volumes: volumes[0].volume_name) for node in nodes]
@@ -199,40 +194,3 @@ class PostgresCluster(pulumi.ComponentResource):
 def env_entry(name: str, value: pulumi.Input[str]) -> pulumi.Output[str]:
     """`NAME=value` for a container's env list; a secret value keeps the entry secret."""
     return pulumi.Output.concat(name, "=", value)
-
-
-@dataclass(frozen=True)
-class DataLayout:
-    """Where a postgres image keeps PGDATA and where its data volume is mounted."""
-
-    volume_path: str
-    pgdata: str
-
-
-def data_layout(version: str) -> DataLayout:
-    """PG >= 18 images moved PGDATA to /var/lib/postgresql/<major>/docker and declare
-    the volume at /var/lib/postgresql (so pg_upgrade --link can see both majors)."""
-    if int(version) >= 18:
-        return DataLayout(volume_path="/var/lib/postgresql", pgdata=f"/var/lib/postgresql/{version}/docker")
-    return DataLayout(volume_path="/var/lib/postgresql/data", pgdata="/var/lib/postgresql/data")
-
-
-def connection_urls(
-    user: str, password: pulumi.Input[str], hosts: Sequence[str], database: str
-) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-    """(writer, reader) multi-host libpq URLs over every PostgreSQL node, as secrets.
-
-    Clients try the nodes in order and keep the first whose role fits (the writer:
-    `read-write`; the reader: a standby if any is up, else the primary), so they follow a
-    promotion, manual or Patroni's, without being reconfigured. Each connection is TLS,
-    and libpq checks the certificate against the stack CA and the host it dialled
-    (`verify-full`), whichever of the hosts that is.
-    """
-
-    def url(target_session_attrs: str) -> pulumi.Output[str]:
-        query = f"target_session_attrs={target_session_attrs}&sslmode={CLIENT_SSLMODE}&sslrootcert={DATABASE_CA_FILE}"
-        return pulumi.Output.secret(
-            pulumi.Output.concat(f"postgresql://{user}:", password, f"@{','.join(hosts)}/{database}?{query}")
-        )
-
-    return url("read-write"), url("prefer-standby")

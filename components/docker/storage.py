@@ -17,18 +17,13 @@ class StorageArgs:
     protect: bool
 
 
-def nfs_driver_options(nfs: NfsConfig) -> dict[str, str]:
-    """The `local` driver's NFS mount options (as `docker volume create --opt ...`)."""
-    return {"type": "nfs", "o": f"addr={nfs.server},{nfs.options}", "device": f":{nfs.path}"}
-
-
 def data_volume(resource_name: str, nfs: NfsConfig | None, parent: pulumi.Resource, protect: bool) -> docker.Volume:
     """A named volume that holds data (the uploads share, the backup repository): on the
     engine's disk, or on an NFS export when `nfs` is given; protected with `protect`."""
     return docker.Volume(
         resource_name,
         driver="local",
-        driver_opts=nfs_driver_options(nfs) if nfs else None,
+        driver_opts=nfs.local_driver_options if nfs else None,
         opts=data_options(parent, protect),
     )
 

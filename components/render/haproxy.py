@@ -89,6 +89,18 @@ class TlsTermination:
 
 
 @dataclass(frozen=True)
+class ServerTemplate:
+    """App replicas found through DNS instead of listed: `slots` servers named
+    `<prefix>1`... filled from the A records of `fqdn` (on Swarm, `tasks.<service>`, one
+    record per running, healthy task). Needs a resolver to follow tasks coming and going."""
+
+    prefix: str
+    slots: int
+    fqdn: str
+    port: int
+
+
+@dataclass(frozen=True)
 class HaproxySettings:
     frontend_port: int
     stats_port: int
@@ -111,10 +123,14 @@ class HaproxySettings:
     # Requests that may be sent to another server after reaching one (RetryConfig).
     idempotent_methods: tuple[str, ...] = ("GET", "HEAD", "OPTIONS")
     idempotency_key_header: str = "Idempotency-Key"
+    # Swarm: the replicas come from DNS (`backends` is then empty).
+    server_template: ServerTemplate | None = None
 
     def __post_init__(self) -> None:
-        if not self.backends:
-            raise ValueError("haproxy needs at least one backend")
+        if not self.backends and self.server_template is None:
+            raise ValueError("haproxy needs at least one backend or a server template")
+        if self.server_template is not None and self.resolver is None:
+            raise ValueError("a server template needs a resolver to follow the DNS records")
         names = [backend.name for backend in self.backends]
         if len(set(names)) != len(names):
             raise ValueError(f"backend names must be unique, got {names}")
@@ -280,6 +296,9 @@ def _app_backend(settings: HaproxySettings, name: str, health_path: str, passive
         f"    default-server {' '.join(server_defaults)}",
     ]
     lines += [f"    server {b.name} {b.address}:{b.port} check" for b in settings.backends]
+    template = settings.server_template
+    if template:
+        lines.append(f"    server-template {template.prefix} {template.slots} {template.fqdn}:{template.port} check")
     return _section(lines)
 
 

@@ -60,6 +60,9 @@ class PatroniSettings:
     ttl_s: int = 6
     loop_wait_s: int = 1
     retry_timeout_s: int = 2
+    # Patroni's DCS failsafe mode (3.0+): while etcd is unreachable, a leader that still
+    # reaches every other member (POST /failsafe) keeps its role instead of demoting.
+    failsafe_mode: bool = False
     # Where patroni_post_bootstrap_script's output is; None: no app database.
     post_bootstrap_path: str | None = None
     # WAL archiving (components/render/pgbackrest.py archive_parameters): in the DCS
@@ -82,6 +85,20 @@ class PatroniSettings:
                              f"({self.loop_wait_s + 2 * self.retry_timeout_s})")
 
 
+def container_member(*, name: str, restapi_port: int, postgres_port: int, **settings) -> PatroniSettings:
+    """Settings of a member in a container: it listens on every address of the container,
+    and the others reach it by `name`, its DNS name (a Docker alias, a Swarm service name).
+    Both connect addresses are explicit: Patroni's default would be a container-local address."""
+    return PatroniSettings(
+        node_name=name,
+        restapi_listen=f"0.0.0.0:{restapi_port}",
+        restapi_connect_address=f"{name}:{restapi_port}",
+        postgres_listen=f"0.0.0.0:{postgres_port}",
+        postgres_connect_address=f"{name}:{postgres_port}",
+        **settings,
+    )
+
+
 def render_patroni_yml(s: PatroniSettings) -> str:
     """patroni.yml for node `s.node_name`. Passwords are read by Patroni from
     $PATRONI_SUPERUSER_PASSWORD and $PATRONI_REPLICATION_PASSWORD, never from this file."""
@@ -97,6 +114,7 @@ def render_patroni_yml(s: PatroniSettings) -> str:
             # With the sync standby gone, keep accepting writes (asynchronously) rather
             # than block every commit: availability over a second copy.
             "synchronous_mode_strict": False,
+            "failsafe_mode": s.failsafe_mode,
             "postgresql": {"use_pg_rewind": True, "use_slots": True, "parameters": parameters},
         },
         "initdb": [{"encoding": "UTF8"}, "data-checksums"],

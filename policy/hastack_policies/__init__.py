@@ -3,7 +3,7 @@ plan (`plan/gate.py`) and the tests. One module per group; `POLICIES` is the reg
 
 from __future__ import annotations
 
-from . import app, backups, data_safety, database, gateway_https, key_vault, load_balancer, secrets, storage, tls
+from . import app, backups, data_safety, database, gateway_https, key_vault, load_balancer, secrets, spread, storage, tls
 
 PACK_NAME = "hastack-policies"
 
@@ -18,6 +18,7 @@ POLICIES = [
     *storage.POLICIES,
     *secrets.POLICIES,
     *data_safety.POLICIES,
+    *spread.POLICIES,
 ]
 
 POLICIES_BY_NAME = {policy.name: policy for policy in POLICIES}

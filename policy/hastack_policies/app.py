@@ -10,23 +10,35 @@ from .resources import (
     DOCKER_BUILT_IMAGE,
     DOCKER_CONTAINER,
     DOCKER_REMOTE_IMAGE,
+    DOCKER_SERVICE,
     app_containers,
+    container_spec,
     image_pin_problem,
     is_app_container,
+    service_replicas,
 )
 
 
 def _check_min_replicas(args, report, settings):
     minimum = settings["minReplicas"]
     docker_replicas = [r for r in args.resources if r.resource_type == DOCKER_CONTAINER and is_app_container(r.urn)]
+    swarm_apps = [r for r in args.resources if r.resource_type == DOCKER_SERVICE and is_app_container(r.urn)]
     container_apps = [r for r in args.resources if r.resource_type == AZURE_CONTAINER_APP]
-    if not docker_replicas and not container_apps:
+    if not docker_replicas and not swarm_apps and not container_apps:
         args.not_applicable("no app replicas in this stack")
     if docker_replicas and len(docker_replicas) < minimum:
         report(
             f"{len(docker_replicas)} app container(s), at least {minimum} needed. "
             f"Fix: set hastack:app.replicas to {minimum} or more."
         )
+    for service in swarm_apps:
+        replicas = service_replicas(service.props)
+        if replicas is not None and replicas < minimum:
+            report(
+                f"Swarm service '{service.name}' runs {replicas} replica(s), at least {minimum} needed. "
+                f"Fix: set hastack:app.replicas to {minimum} or more.",
+                service.urn,
+            )
     for app in container_apps:
         scale = (app.props.get("template") or {}).get("scale") or {}
         replicas = scale.get("minReplicas") or 0
@@ -40,7 +52,7 @@ def _check_min_replicas(args, report, settings):
 
 app_min_replicas = HastackStackPolicy(
     "app-min-replicas",
-    "The app runs at least the minimum number of replicas (Docker app containers; Container Apps minReplicas).",
+    "The app runs at least the minimum number of replicas (Docker app containers; the Swarm app service's replicas; Container Apps minReplicas).",
     check=_check_min_replicas,
     # Replicas cost money: advisory unless a stack's policy config raises it.
     enforcement_level=EnforcementLevel.ADVISORY,
@@ -57,10 +69,11 @@ app_min_replicas = HastackStackPolicy(
 
 def _check_health_checks(args, report, settings):
     props = args.props
-    if args.resource_type == DOCKER_CONTAINER:
+    if args.resource_type in (DOCKER_CONTAINER, DOCKER_SERVICE):
         if not is_app_container(args.urn):
             args.not_applicable("not an app replica")
-        tests = list((props.get("healthcheck") or {}).get("tests") or [])
+        spec = props if args.resource_type == DOCKER_CONTAINER else container_spec(props)
+        tests = list((spec.get("healthcheck") or {}).get("tests") or [])
         # ["NONE"] switches off the image's healthcheck; ["CMD"] alone runs nothing.
         if not tests or tests[0] == "NONE" or len(tests) < 2:
             report(
@@ -80,8 +93,8 @@ def _check_health_checks(args, report, settings):
 
 app_health_checks = HastackResourcePolicy(
     "app-health-checks",
-    "Every app replica is health-probed (Docker healthcheck; Container Apps liveness and readiness probes).",
-    applies_to=[DOCKER_CONTAINER, AZURE_CONTAINER_APP],
+    "Every app replica is health-probed (Docker and Swarm healthcheck; Container Apps liveness and readiness probes).",
+    applies_to=[DOCKER_CONTAINER, DOCKER_SERVICE, AZURE_CONTAINER_APP],
     check=_check_health_checks,
     enforcement_level=EnforcementLevel.MANDATORY,
 )
@@ -94,6 +107,8 @@ _IMAGE_PROP = {DOCKER_CONTAINER: "image", DOCKER_REMOTE_IMAGE: "name", DOCKER_BU
 def _check_image_pinned(args, report, settings):
     if args.resource_type in _IMAGE_PROP:
         images = [(f"'{args.name}'", str(args.props.get(_IMAGE_PROP[args.resource_type]) or ""))]
+    elif args.resource_type == DOCKER_SERVICE:
+        images = [(f"service '{args.name}'", str(container_spec(args.props).get("image") or ""))]
     else:
         images = [(f"container '{c.get('name')}'", str(c.get("image") or "")) for c in app_containers(args.props)]
     for where, image in images:
@@ -107,8 +122,8 @@ def _check_image_pinned(args, report, settings):
 
 image_pinned = HastackResourcePolicy(
     "image-pinned",
-    "Every image is pinned: a version tag, a digest or an image id, never 'latest' or untagged (Docker pulled/built images and containers; Container Apps).",
-    applies_to=[*_IMAGE_PROP, AZURE_CONTAINER_APP],
+    "Every image is pinned: a version tag, a digest or an image id, never 'latest' or untagged (Docker pulled/built images, containers and Swarm services; Container Apps).",
+    applies_to=[*_IMAGE_PROP, DOCKER_SERVICE, AZURE_CONTAINER_APP],
     check=_check_image_pinned,
     enforcement_level=EnforcementLevel.MANDATORY,
 )

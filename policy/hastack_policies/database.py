@@ -9,8 +9,10 @@ from .resources import (
     AZURE_PG_CONFIGURATION,
     AZURE_PG_SERVER,
     DOCKER_CONTAINER,
+    DOCKER_SERVICE,
     is_being_restored,
     is_database_container,
+    is_swarm_data_member,
     is_read_replica,
     known_items,
 )
@@ -61,11 +63,13 @@ db_zone_redundant_ha = HastackResourcePolicy(
 
 def _check_streaming_replicas(args, report, settings):
     minimum = settings["minReplicas"]
-    postgres_nodes = [r for r in args.resources if r.resource_type == DOCKER_CONTAINER and is_database_container(r.urn)]
+    postgres_nodes = [
+        r for r in args.resources if r.resource_type in (DOCKER_CONTAINER, DOCKER_SERVICE) and is_database_container(r.urn)
+    ]
     # One node is the primary (or the Patroni leader); every other node streams from it.
     if postgres_nodes and len(postgres_nodes) - 1 < minimum:
         report(
-            f"{len(postgres_nodes)} PostgreSQL container(s): {len(postgres_nodes) - 1} streaming replica(s), at least {minimum} needed. "
+            f"{len(postgres_nodes)} PostgreSQL node(s): {len(postgres_nodes) - 1} streaming replica(s), at least {minimum} needed. "
             f"Fix: set hastack:database.replicas to {minimum} or more."
         )
     servers = [r for r in args.resources if r.resource_type == AZURE_PG_SERVER]
@@ -83,7 +87,7 @@ def _check_streaming_replicas(args, report, settings):
 
 db_streaming_replica = HastackStackPolicy(
     "db-streaming-replica",
-    "The database has streaming replicas to read from and promote (self-hosted standby containers; managed read replicas).",
+    "The database has streaming replicas to read from and promote (self-hosted standby containers or Swarm member services; managed read replicas).",
     check=_check_streaming_replicas,
     # Replicas cost money: advisory unless a stack's config raises it (prod does).
     enforcement_level=EnforcementLevel.ADVISORY,
@@ -160,6 +164,17 @@ def _check_no_public_access(args, report, settings):
                 "Fix: drop `ports` from database containers; the app reaches them on the private network."
             )
         return
+    if args.resource_type == DOCKER_SERVICE:
+        if not is_swarm_data_member(args.urn):
+            args.not_applicable("not a Patroni or etcd member")
+        ports = (args.props.get("endpointSpec") or {}).get("ports")
+        published = [p.get("publishedPort") or p.get("targetPort") for p in known_items(ports)]
+        if published:
+            report(
+                f"The Swarm service '{args.name}' publishes port(s) {published} on the nodes (or the ingress mesh). "
+                "Fix: drop endpointSpec.ports; the app reaches the members on the encrypted data overlay."
+            )
+        return
     access = (args.props.get("network") or {}).get("publicNetworkAccess")
     if access != "Disabled":
         report(
@@ -170,8 +185,8 @@ def _check_no_public_access(args, report, settings):
 
 db_no_public_access = HastackResourcePolicy(
     "db-no-public-access",
-    "The database is reachable only from the private network (no public network access; no host port published).",
-    applies_to=[AZURE_PG_SERVER, DOCKER_CONTAINER],
+    "The database is reachable only from the private network (no public network access; no host port published by a container or a Swarm Patroni/etcd service).",
+    applies_to=[AZURE_PG_SERVER, DOCKER_CONTAINER, DOCKER_SERVICE],
     check=_check_no_public_access,
     enforcement_level=EnforcementLevel.MANDATORY,
 )

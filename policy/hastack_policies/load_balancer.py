@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 
 from pulumi_policy import EnforcementLevel
@@ -11,6 +13,7 @@ from .resources import (
     AZURE_APP_GATEWAY,
     AZURE_WAF_POLICY,
     DOCKER_CONTAINER,
+    DOCKER_SERVICE_CONFIG,
     is_load_balancer_container,
     known_items,
     uploaded_files,
@@ -63,11 +66,22 @@ def _app_gateway_problems(props, max_interval_s: int, max_threshold: int) -> lis
     return problems
 
 
+def _swarm_config_text(props) -> str:
+    """A Swarm config's content (its `data` is base64)."""
+    try:
+        return base64.b64decode(str(props.get("data") or ""), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+
+
 def _check_active_health_checks(args, report, settings):
-    if args.resource_type == DOCKER_CONTAINER:
+    if args.resource_type in (DOCKER_CONTAINER, DOCKER_SERVICE_CONFIG):
         if not is_load_balancer_container(args.urn):
             args.not_applicable("not the load balancer")
-        configs = [text for path, text in uploaded_files(args.props).items() if path.endswith("haproxy.cfg")]
+        if args.resource_type == DOCKER_CONTAINER:
+            configs = [text for path, text in uploaded_files(args.props).items() if path.endswith("haproxy.cfg")]
+        else:
+            configs = [_swarm_config_text(args.props)]
         problems = [p for cfg in configs for p in _haproxy_problems(cfg, settings["maxIntervalMs"])]
         fix = "Fix: render haproxy.cfg with 'option httpchk GET <health path>' and 'check inter <= maxIntervalMs' on every server."
     else:
@@ -79,8 +93,8 @@ def _check_active_health_checks(args, report, settings):
 
 lb_active_health_checks = HastackResourcePolicy(
     "lb-active-health-checks",
-    "The load balancer actively health-checks every replica (HAProxy httpchk; Application Gateway probes) and ejects a dead one fast.",
-    applies_to=[DOCKER_CONTAINER, AZURE_APP_GATEWAY],
+    "The load balancer actively health-checks every replica (HAProxy httpchk, on Docker and in the Swarm LB's config; Application Gateway probes) and ejects a dead one fast.",
+    applies_to=[DOCKER_CONTAINER, DOCKER_SERVICE_CONFIG, AZURE_APP_GATEWAY],
     check=_check_active_health_checks,
     enforcement_level=EnforcementLevel.MANDATORY,
     settings={

@@ -21,6 +21,9 @@ DOCKER_CONTAINER = "docker:index/container:Container"
 DOCKER_VOLUME = "docker:index/volume:Volume"
 DOCKER_REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 DOCKER_BUILT_IMAGE = "docker:index/image:Image"
+# Swarm: a service (its tasks run wherever the scheduler places them) and its configs.
+DOCKER_SERVICE = "docker:index/service:Service"
+DOCKER_SERVICE_CONFIG = "docker:index/serviceConfig:ServiceConfig"
 AZURE_CONTAINER_APP = "azure-native:app:ContainerApp"
 AZURE_PG_SERVER = "azure-native:dbforpostgresql:Server"
 AZURE_PG_CONFIGURATION = "azure-native:dbforpostgresql:Configuration"
@@ -39,6 +42,11 @@ DOCKER_DATABASE_COMPONENT = "hastack:docker:Database"
 # (hastack:docker:Etcd) holds Patroni's state, not the database, so it is no DB node.
 DOCKER_PATRONI_DATABASE_COMPONENT = "hastack:docker:PatroniDatabase"
 DOCKER_LOAD_BALANCER_COMPONENT = "hastack:docker:LoadBalancer"
+# The swarm platform's components: the same roles, as services.
+SWARM_APP_COMPONENT = "hastack:swarm:App"
+SWARM_LOAD_BALANCER_COMPONENT = "hastack:swarm:LoadBalancer"
+SWARM_PATRONI_DATABASE_COMPONENT = "hastack:swarm:PatroniDatabase"
+SWARM_ETCD_COMPONENT = "hastack:swarm:Etcd"
 
 
 def known_items(values: Sequence[Any] | None) -> Iterator[Any]:
@@ -75,16 +83,44 @@ def owning_component(urn: str) -> str | None:
 
 
 def is_app_container(urn: str) -> bool:
-    return owning_component(urn) == DOCKER_APP_COMPONENT
+    """An app replica: a Docker container, or the Swarm app service (all its replicas)."""
+    return owning_component(urn) in {DOCKER_APP_COMPONENT, SWARM_APP_COMPONENT}
 
 
 def is_load_balancer_container(urn: str) -> bool:
-    return owning_component(urn) == DOCKER_LOAD_BALANCER_COMPONENT
+    """The Docker HAProxy container, or a config of the Swarm HAProxy service."""
+    return owning_component(urn) in {DOCKER_LOAD_BALANCER_COMPONENT, SWARM_LOAD_BALANCER_COMPONENT}
 
 
 def is_database_container(urn: str) -> bool:
-    """A PostgreSQL node: a primary or replica (manual failover), or a Patroni member."""
-    return owning_component(urn) in {DOCKER_DATABASE_COMPONENT, DOCKER_PATRONI_DATABASE_COMPONENT}
+    """A PostgreSQL node: a primary or replica (manual failover), or a Patroni member
+    (a container on Docker, a pinned service on Swarm)."""
+    return owning_component(urn) in {DOCKER_DATABASE_COMPONENT, DOCKER_PATRONI_DATABASE_COMPONENT, SWARM_PATRONI_DATABASE_COMPONENT}
+
+
+def is_swarm_data_member(urn: str) -> bool:
+    """A Swarm service whose one task keeps data on its node: a Patroni or etcd member."""
+    return owning_component(urn) in {SWARM_PATRONI_DATABASE_COMPONENT, SWARM_ETCD_COMPONENT}
+
+
+# ---------------------------------------------------------------- swarm services
+
+
+def container_spec(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A service's `taskSpec.containerSpec` (what each of its tasks runs)."""
+    return (props.get("taskSpec") or {}).get("containerSpec") or {}
+
+
+def service_replicas(props: Mapping[str, Any]) -> int | None:
+    """A replicated service's task count; None for a global one (a task per node)."""
+    mode = props.get("mode") or {}
+    if mode.get("global"):
+        return None
+    return int((mode.get("replicated") or {}).get("replicas") or 1)  # Swarm's default is 1
+
+
+def placement_constraints(props: Mapping[str, Any]) -> list[str]:
+    return [str(c) for c in known_items(((props.get("taskSpec") or {}).get("placement") or {}).get("constraints"))]
 
 
 # ---------------------------------------------------------------- azure

@@ -21,7 +21,7 @@ import pulumi
 from pulumi_policy import EnforcementLevel
 
 from .base import HastackResourcePolicy
-from .resources import AZURE_CONTAINER_APP, DOCKER_CONTAINER, app_containers, docker_env, known_items
+from .resources import AZURE_CONTAINER_APP, DOCKER_CONTAINER, DOCKER_SERVICE, app_containers, container_spec, docker_env, known_items
 
 APP_CONFIG_KEY = "hastack:app"
 
@@ -40,8 +40,10 @@ def plaintext_env_names() -> set[str]:
 
 def _check_secret_env(args, report, settings):
     looks_secret = re.compile(settings["secretNamePattern"])
-    if args.resource_type == DOCKER_CONTAINER:
-        leaked = sorted(name for name in docker_env(args.props) if looks_secret.search(name) and name in plaintext_env_names())
+    if args.resource_type in (DOCKER_CONTAINER, DOCKER_SERVICE):
+        # A container's env is a list of KEY=VALUE; a service's is a map.
+        env = docker_env(args.props) if args.resource_type == DOCKER_CONTAINER else dict(container_spec(args.props).get("env") or {})
+        leaked = sorted(name for name in env if looks_secret.search(name) and name in plaintext_env_names())
         if leaked:
             report(
                 f"{', '.join(leaked)} look(s) secret but come(s) from plain text in hastack:app.env, so the value sits "
@@ -63,8 +65,8 @@ def _check_secret_env(args, report, settings):
 
 no_plaintext_secret_env = HastackResourcePolicy(
     "no-plaintext-secret-env",
-    "Secret-looking container env vars come from secrets (Container Apps secretRef; on Docker, generated secrets, never plaintext stack config).",
-    applies_to=[DOCKER_CONTAINER, AZURE_CONTAINER_APP],
+    "Secret-looking container env vars come from secrets (Container Apps secretRef; on Docker and Swarm, generated secrets, never plaintext stack config).",
+    applies_to=[DOCKER_CONTAINER, DOCKER_SERVICE, AZURE_CONTAINER_APP],
     check=_check_secret_env,
     enforcement_level=EnforcementLevel.MANDATORY,
     settings={

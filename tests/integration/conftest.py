@@ -41,6 +41,17 @@ def haproxy_installed() -> None:
     require_binaries("haproxy", "openssl")
 
 
+def require_network_namespaces() -> None:
+    """Skip when this machine cannot make network namespaces, except under CI: fail."""
+    from loopback.netns import netns_unavailable_reason
+
+    reason = netns_unavailable_reason()
+    if reason is not None:
+        if in_ci():
+            pytest.fail(f"the multi-machine drills need network namespaces: {reason}")
+        pytest.skip(reason)
+
+
 # openssl: the loopback database's CA and server certificate (loopback/certificates.py).
 POSTGRES_BINARIES = ("initdb", "postgres", "psql", "pg_isready", "pg_basebackup", "pg_receivewal", "openssl")
 

@@ -137,6 +137,10 @@ BREAKS = [
     ("prod", "db-geo-redundant-backup", "database.managed.geoRedundantBackup", False),
     ("prod", "no-plaintext-secret-env", "app.env", {"LOG_LEVEL": "info", "DB_PASSWORD": "hunter2"}),
     ("prod", "stateful-resources-protected", "protect", False),
+    ("onprem", "swarm-spread", "swarm.maxReplicasPerNode", 3),
+    ("onprem", "lb-active-health-checks", "loadBalancer.healthCheck.intervalMs", 5000),
+    ("onprem", "no-plaintext-secret-env", "app.env", {"LOG_LEVEL": "info", "DB_PASSWORD": "hunter2"}),
+    ("onprem", "stateful-resources-protected", "protect", False),
 ]
 
 
@@ -208,6 +212,11 @@ TAMPERS = [
     ("prod", "lb-https-only", "hastack-prod-gateway", "sslPolicy.policyName", "AppGwSslPolicy20220101"),
     ("staging", "lb-https-only", "hastack-staging-gateway", "requestRoutingRules.1.redirectConfiguration", None),
     ("staging", "key-vault-safe-settings", "hastack-staging-tls-vault", "properties.enablePurgeProtection", False),
+    ("onprem", "image-pinned", "app-service", "taskSpec.containerSpec.image", "registry.internal:5000/hastack-app"),
+    ("onprem", "app-health-checks", "app-service", "taskSpec.containerSpec.healthcheck", {"tests": ["NONE"]}),
+    ("onprem", "db-no-public-access", "db-0", "endpointSpec.ports", [{"targetPort": 5432, "publishedPort": 5432}]),
+    ("onprem", "swarm-spread", "db-1", "taskSpec.placement.constraints", ["node.hostname == swarm-1"]),
+    ("onprem", "swarm-spread", "app-service", "taskSpec.placement.maxReplicas", 3),
 ]
 
 _RUNS: dict[str, object] = {}

@@ -3,6 +3,7 @@ the engine delivers them, including values that are unknown during preview."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 
@@ -28,7 +29,13 @@ from policy.hastack_policies.resources import (
     DOCKER_LOAD_BALANCER_COMPONENT,
     DOCKER_PATRONI_DATABASE_COMPONENT,
     DOCKER_REMOTE_IMAGE,
+    DOCKER_SERVICE,
+    DOCKER_SERVICE_CONFIG,
     DOCKER_VOLUME,
+    SWARM_APP_COMPONENT,
+    SWARM_ETCD_COMPONENT,
+    SWARM_LOAD_BALANCER_COMPONENT,
+    SWARM_PATRONI_DATABASE_COMPONENT,
 )
 
 IMAGE_ID = "sha256:" + "ab" * 32
@@ -144,6 +151,28 @@ def storage_account(**changes):
     return Res(AZURE_STORAGE_ACCOUNT, props, name="storage-account", protect=True)
 
 
+DIGEST = "registry.internal:5000/shop@sha256:" + "cd" * 32
+
+
+def swarm_app(replicas=3, max_per_node=1, **container):
+    spec = {"image": DIGEST, "env": {"NODE_ID": "app-{{.Task.Slot}}", "LOG_LEVEL": "info", "DATABASE_URL_FILE": "/run/secrets/DATABASE_URL"},
+            "healthcheck": {"tests": ["CMD", "python", "-c", "probe /livez"], "interval": "2s", "retries": 3}, **container}
+    props = {"name": "hastack-onprem-app", "mode": {"replicated": {"replicas": replicas}},
+             "taskSpec": {"containerSpec": spec, "placement": {"maxReplicas": max_per_node}}}
+    return Res(DOCKER_SERVICE, props, name="app-service", component=SWARM_APP_COMPONENT)
+
+
+def swarm_member(name="db-0", node="swarm-1", component=SWARM_PATRONI_DATABASE_COMPONENT, protect=True, **props):
+    base = {"name": f"hastack-onprem-{name}", "endpointSpec": {"mode": "dnsrr"},
+            "taskSpec": {"containerSpec": {"image": DIGEST}, "placement": {"constraints": [f"node.hostname == {node}"]}}}
+    return Res(DOCKER_SERVICE, {**base, **props}, name=name, component=component, protect=protect)
+
+
+def swarm_lb_config(cfg=HAPROXY_CFG):
+    return Res(DOCKER_SERVICE_CONFIG, {"name": "hastack-onprem-lb-haproxy-0123", "data": base64.b64encode(cfg.encode()).decode()},
+               name="lb-haproxy-cfg", component=SWARM_LOAD_BALANCER_COMPONENT)
+
+
 def replace_in(resource: Res, path: str, value) -> Res:
     """A copy of `resource` with the dotted `path` in its props set to `value`."""
     changed = copy.deepcopy(resource)
@@ -237,6 +266,21 @@ RESOURCE_CASES = [
     ("stateful-resources-protected", pg_server(), False),
     ("stateful-resources-protected", Res(AZURE_FILE_SHARE, {"shareQuota": 100}), True),
     ("stateful-resources-protected", Res(AZURE_STORAGE_ACCOUNT, storage_account().props), True),
+    # Swarm services.
+    ("app-health-checks", swarm_app(), False),
+    ("app-health-checks", swarm_app(healthcheck=None), True),
+    ("app-health-checks", swarm_app(healthcheck={"tests": ["NONE"]}), True),
+    ("image-pinned", swarm_app(), False),
+    ("image-pinned", swarm_app(image="registry.internal:5000/shop:1.4.2"), False),
+    ("image-pinned", swarm_app(image="registry.internal:5000/shop"), True),
+    ("lb-active-health-checks", swarm_lb_config(), False),
+    ("lb-active-health-checks", swarm_lb_config(HAPROXY_CFG.replace("option httpchk GET /readyz\n", "")), True),
+    ("db-no-public-access", swarm_member(), False),
+    ("db-no-public-access", swarm_member(endpointSpec={"ports": [{"targetPort": 5432, "publishedPort": 5432}]}), True),
+    ("db-no-public-access", swarm_member("etcd-0", component=SWARM_ETCD_COMPONENT, endpointSpec={"ports": [{"targetPort": 2379}]}), True),
+    ("stateful-resources-protected", swarm_member(), False),
+    ("stateful-resources-protected", swarm_member(protect=False), True),
+    ("stateful-resources-protected", swarm_member("etcd-1", component=SWARM_ETCD_COMPONENT, protect=False), True),
 ]
 
 
@@ -293,6 +337,19 @@ def test_docker_generated_secret_env_passes(stack_app_config):
     assert check_resource("no-plaintext-secret-env", app_container()) == []
 
 
+def test_swarm_secret_env_from_plaintext_stack_config_violates(stack_app_config):
+    messages = check_resource("no-plaintext-secret-env", swarm_app(env={"LOG_LEVEL": "info", "API_TOKEN": "abc123"}))
+    assert len(messages) == 1 and "API_TOKEN" in messages[0] and "abc123" not in messages[0]
+    assert check_resource("no-plaintext-secret-env", swarm_app()) == []
+
+
+def test_swarm_role_scoped_rules_skip_other_services():
+    assert check_resource("app-health-checks", swarm_member()) == NOT_APPLICABLE
+    assert check_resource("db-no-public-access", swarm_app()) == NOT_APPLICABLE
+    assert check_resource("stateful-resources-protected", swarm_app()) == NOT_APPLICABLE
+    assert check_resource("lb-active-health-checks", Res(DOCKER_SERVICE_CONFIG, {"data": ""}, component=SWARM_PATRONI_DATABASE_COMPONENT)) == NOT_APPLICABLE
+
+
 # ---------------------------------------------------------------- stack policies
 
 STACK_CASES = [
@@ -315,6 +372,19 @@ STACK_CASES = [
     ("db-streaming-replica", [Res(AZURE_PG_SERVER, {"replicationRole": "Primary"})], True),
     ("db-secure-transport", [Res(AZURE_PG_SERVER, {"replicationRole": "Primary"}), Res(AZURE_PG_CONFIGURATION, {"name": "require_secure_transport", "value": "ON"})], False),
     ("db-secure-transport", [Res(AZURE_PG_SERVER, {"replicationRole": "Primary"}), Res(AZURE_PG_CONFIGURATION, {"name": "require_secure_transport", "value": "OFF"})], True),
+    # Swarm: the app service's replicas, the Patroni members as PostgreSQL nodes.
+    ("app-min-replicas", [swarm_app(replicas=3)], False),
+    ("app-min-replicas", [swarm_app(replicas=1)], True),
+    ("db-streaming-replica", [swarm_member("db-0"), swarm_member("db-1", "swarm-2")], False),
+    ("db-streaming-replica", [swarm_member("db-0"), swarm_member("etcd-0", component=SWARM_ETCD_COMPONENT)], True),
+    # Spread: replicas capped per node, every member pinned to a node of its own.
+    ("swarm-spread", [swarm_app(), *(swarm_member(f"db-{i}", f"swarm-{i + 1}") for i in range(3)),
+                      *(swarm_member(f"etcd-{i}", f"swarm-{i + 1}", SWARM_ETCD_COMPONENT) for i in range(3))], False),
+    ("swarm-spread", [swarm_app(replicas=3, max_per_node=2), swarm_member("db-0", "swarm-1"), swarm_member("etcd-0", "swarm-1", SWARM_ETCD_COMPONENT)], False),
+    ("swarm-spread", [swarm_app(replicas=3, max_per_node=3)], True),
+    ("swarm-spread", [replace_in(swarm_app(), "taskSpec.placement", {})], True),
+    ("swarm-spread", [swarm_member("db-0", "swarm-1"), swarm_member("db-1", "swarm-1")], True),
+    ("swarm-spread", [replace_in(swarm_member("etcd-0", component=SWARM_ETCD_COMPONENT), "taskSpec.placement.constraints", ["node.role == worker"])], True),
 ]
 
 
@@ -341,6 +411,7 @@ def test_stack_rules_not_applicable_without_their_resources():
     assert check_stack("db-secure-transport", [db_container()]) == NOT_APPLICABLE
     assert check_stack("app-min-replicas", [storage_account()]) == NOT_APPLICABLE
     assert check_stack("db-streaming-replica", [app_container()]) == NOT_APPLICABLE
+    assert check_stack("swarm-spread", [app_container(), db_container()]) == NOT_APPLICABLE
 
 
 # ---------------------------------------------------------------- unknown values (preview)

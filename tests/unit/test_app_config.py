@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from app.hastack_app.config import ConfigError, Settings, node_id_from
+from app.hastack_app.config import ConfigError, Settings, node_id_from, with_file_variables
 
 REQUIRED = {"DATABASE_URL": "postgresql://app@db:5432/app", "STORAGE_PATH": "/app/uploads"}
 
@@ -35,3 +35,28 @@ def test_defaults_and_the_read_url_falling_back_to_the_writer():
 def test_bad_environment_names_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_file_variables_read_secrets_mounted_as_files(tmp_path):
+    """Swarm mounts secrets under /run/secrets; the stack sets DATABASE_URL_FILE, not DATABASE_URL."""
+    (tmp_path / "DATABASE_URL").write_text("postgresql://app:s3cret@db-0,db-1/app\n")
+    (tmp_path / "DATABASE_READ_URL").write_text("postgresql://app:s3cret@db-1,db-0/app")
+    env = {"DATABASE_URL_FILE": str(tmp_path / "DATABASE_URL"), "DATABASE_READ_URL_FILE": str(tmp_path / "DATABASE_READ_URL"),
+           "STORAGE_PATH": "/app/uploads", "TF_CLI_CONFIG_FILE": "/nonexistent/.terraformrc"}
+    resolved = with_file_variables(env)
+    assert resolved["DATABASE_URL"] == "postgresql://app:s3cret@db-0,db-1/app"
+    assert resolved["DATABASE_READ_URL"] == "postgresql://app:s3cret@db-1,db-0/app"
+    assert "DATABASE_URL_FILE" not in resolved
+    # Another program's *_FILE variable is not ours to read.
+    assert resolved["TF_CLI_CONFIG_FILE"] == "/nonexistent/.terraformrc"
+    assert Settings.from_env(env).database_url == "postgresql://app:s3cret@db-0,db-1/app"
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"STORAGE_PATH": "/x", "DATABASE_URL_FILE": "/nonexistent/DATABASE_URL"},
+     "DATABASE_URL_FILE names '/nonexistent/DATABASE_URL', which cannot be read"),
+    ({**REQUIRED, "DATABASE_URL_FILE": "/etc/hostname"}, "DATABASE_URL and DATABASE_URL_FILE are both set"),
+])
+def test_bad_file_variables_name_the_variable(extra, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(extra)

@@ -24,7 +24,7 @@ MALFORMED = [
     ("unknown-nested-key", {"hastack:loadBalancer": obj(healthCheck={"intervall": 5})},
      "hastack:loadBalancer.healthCheck.intervall: unknown key; allowed here: path, intervalMs"),
     ("platform-unknown", {"hastack:platform": "aws"},
-     "hastack:platform: Input should be 'docker' or 'azure' (got 'aws')"),
+     "hastack:platform: Input should be 'docker', 'swarm' or 'azure' (got 'aws')"),
     ("replicas-zero", {"hastack:app": obj(replicas=0)},
      "hastack:app.replicas: Input should be greater than or equal to 1 (got 0)"),
     ("replicas-not-int", {"hastack:app": obj(replicas="three")},

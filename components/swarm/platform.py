@@ -1,0 +1,99 @@
+"""The swarm platform: a Docker Swarm of 3+ nodes, reached through one manager, that
+survives the loss of a whole node (docs/swarm.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_docker as docker
+
+from components.certificates import StackCertificateAuthority
+from components.config import StackConfig
+from components.secrets import StackSecrets, StackSecretsArgs
+from components.swarm.app import App, AppArgs
+from components.swarm.etcd import Etcd, EtcdArgs
+from components.swarm.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.swarm.network import Networks, NetworksArgs
+from components.swarm.patroni import PatroniDatabase, PatroniDatabaseArgs
+from components.swarm.storage import shared_mount
+
+
+def manager_options(host: str) -> pulumi.ResourceOptions:
+    """Every resource goes through an explicit provider on the manager's engine, which
+    schedules the services over the whole swarm; never the operator's local engine."""
+    return pulumi.ResourceOptions(providers=[docker.Provider("swarm-manager", host=host)])
+
+
+def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
+    """Declare the whole Swarm stack and return its stack outputs."""
+    swarm = config.swarm
+    manager = manager_options(swarm.host)
+    secrets = StackSecrets("secrets", StackSecretsArgs(app_secret_names=config.app.generated_secrets))
+    ca = StackCertificateAuthority("ca", manager)
+    networks = Networks("network", NetworksArgs(app_subnet=swarm.app_subnet, data_subnet=swarm.data_subnet), manager)
+    etcd = Etcd("etcd", EtcdArgs(nodes=swarm.etcd_member_nodes(), networks=[networks.data], protect=config.protect), manager)
+    database = PatroniDatabase(
+        "db",
+        PatroniDatabaseArgs(
+            config=config.database,
+            nodes=swarm.database_member_nodes(1 + config.database.replicas),
+            image=swarm.patroni_image,
+            networks=[networks.data],
+            replication_cidr=networks.data_subnet,
+            etcd_endpoints=etcd.client_endpoints,
+            superuser_password=secrets.db_superuser_password,
+            replication_password=secrets.db_replication_password,
+            app_password=secrets.db_app_password,
+            certificate_authority=ca,
+            protect=config.protect,
+            depends_on=[etcd],
+        ),
+        manager,
+    )
+    app = App(
+        "app",
+        AppArgs(
+            config=config.app,
+            max_replicas_per_node=swarm.max_replicas_per_node,
+            networks=[networks.app, networks.data],
+            shared_mount=shared_mount(config.storage),
+            database_url=database.writer_url,
+            database_read_url=database.reader_url,
+            secrets=secrets.app_secrets,
+            database_ca_pem=ca.certificate_pem,
+            depends_on=[database],
+        ),
+        manager,
+    )
+    load_balancer = LoadBalancer(
+        "lb",
+        LoadBalancerArgs(
+            config=config.load_balancer,
+            networks=[networks.app],
+            app_service=app.service_name,
+            app_port=app.port,
+            app_replicas=config.app.replicas,
+            health_path=config.health_check_path,
+            read_health_path=config.app.read_health_path,
+            depends_on=[app],
+        ),
+        manager,
+    )
+    return {
+        # A client may enter at any node: each runs an HAProxy on its own address.
+        "urls": [f"http://{node}:{load_balancer.port}" for node in swarm.nodes],
+        "statsUrls": [f"http://{node}:{load_balancer.stats_port}/stats" for node in swarm.nodes],
+        "services": {
+            "app": app.service_name,
+            "lb": load_balancer.service_name,
+            "db": database.service_names,
+            "etcd": etcd.service_names,
+        },
+        "dbMembers": database.members,
+        # What the database's certificate is signed by: trust it to verify them. Public.
+        "caCertificate": ca.certificate_pem,
+        "databaseUrl": database.writer_url,
+        "databaseReadUrl": database.reader_url,
+        "storageVolume": shared_mount(config.storage).source,
+    }
