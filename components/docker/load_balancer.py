@@ -12,6 +12,7 @@ import pulumi_docker as docker
 from components.certificates import ServerCertificate
 from components.config import HAPROXY_IMAGE, LoadBalancerConfig
 from components.docker.common import network_attachment, pulled_image
+from components.load_balancer_settings import checks_and_retries
 from components.render.haproxy import Backend, HaproxySettings, TlsTermination, render_haproxy_cfg
 
 # Where the official image's default command reads its config.
@@ -50,21 +51,13 @@ class LoadBalancerArgs:
 
 
 def haproxy_settings(args: LoadBalancerArgs) -> HaproxySettings:
-    check = args.config.health_check
     tls = args.config.tls
     return HaproxySettings(
         frontend_port=LISTEN_PORT,
         stats_port=STATS_PORT,
         backends=tuple(Backend(name=alias, address=alias, port=args.backend_port) for alias in args.backend_aliases),
-        health_path=args.health_path,
-        interval_ms=check.interval_ms,
-        fall=check.fall,
-        rise=check.rise,
-        timeout_check_ms=check.timeout_ms,
         resolver=DOCKER_DNS,
-        read_health_path=args.read_health_path,
-        idempotent_methods=tuple(args.config.retry.idempotent_methods),
-        idempotency_key_header=args.config.retry.idempotency_key_header,
+        **checks_and_retries(args.config, args.health_path, args.read_health_path),
         tls=TlsTermination(port=TLS_LISTEN_PORT, certificate_file=CERTIFICATE_FILE, public_port=tls.port,
                            hsts_max_age_s=tls.hsts_max_age_seconds) if tls.enabled else None,
     )

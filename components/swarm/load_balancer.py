@@ -10,6 +10,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import HAPROXY_IMAGE, LoadBalancerConfig
+from components.load_balancer_settings import checks_and_retries
 from components.render.haproxy import HaproxySettings, ServerTemplate, render_haproxy_cfg
 from components.swarm.common import DOCKER_DNS, attached, config_file, content_named_config, pinned_by_digest, service_name
 
@@ -40,7 +41,6 @@ class LoadBalancerArgs:
 
 def haproxy_settings(args: LoadBalancerArgs) -> HaproxySettings:
     """Every task of the app, wherever it runs, behind every node's HAProxy."""
-    check = args.config.health_check
     return HaproxySettings(
         frontend_port=LISTEN_PORT,
         stats_port=STATS_PORT,
@@ -48,15 +48,8 @@ def haproxy_settings(args: LoadBalancerArgs) -> HaproxySettings:
         # A start-first update runs one task more than `replicas`; spare slots stay in
         # maintenance until DNS fills them.
         server_template=ServerTemplate(prefix="app", slots=2 * args.app_replicas, fqdn=f"tasks.{args.app_service}", port=args.app_port),
-        health_path=args.health_path,
-        interval_ms=check.interval_ms,
-        fall=check.fall,
-        rise=check.rise,
-        timeout_check_ms=check.timeout_ms,
         resolver=DOCKER_DNS,
-        read_health_path=args.read_health_path,
-        idempotent_methods=tuple(args.config.retry.idempotent_methods),
-        idempotency_key_header=args.config.retry.idempotency_key_header,
+        **checks_and_retries(args.config, args.health_path, args.read_health_path),
     )
 
 
