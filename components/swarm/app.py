@@ -15,7 +15,6 @@ from components.swarm.common import (
     attached,
     config_file,
     healthcheck,
-    http_probe,
     output_config,
     pinned_by_digest,
     secret_file,
@@ -97,7 +96,8 @@ class App(pulumi.ComponentResource):
             # The *_FILE convention: the app reads each value from its secret file.
             **{f"{env_name}{FILE_SUFFIX}": secret_path(env_name) for env_name in file_secrets},
         }
-        probe = config.healthcheck_command or http_probe(config.port, config.liveness_path)
+        # Required with an image (the config says so): only the user knows what the image can run.
+        probe = config.healthcheck_command
         self.service_name = service_name(name)
         self.port = config.port
         self.service = docker.Service(

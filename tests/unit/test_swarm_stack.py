@@ -112,6 +112,7 @@ def test_app_is_one_replicated_service_updated_start_first_with_rollback(onprem)
 def test_app_healthcheck_is_liveness_never_readiness(onprem):
     health = spec(service(onprem, "app-service"))["healthcheck"]
     assert health["tests"][0] == "CMD" and "http://127.0.0.1:8000/livez" in health["tests"][-1]
+    assert health["tests"][1:] == ONPREM["config"]["hastack:app"]["healthcheckCommand"], "the configured command"
     assert "/readyz" not in json.dumps(health), "a DB outage must not make Swarm kill every replica"
 
 
@@ -185,7 +186,9 @@ def test_lb_config_discovers_the_app_tasks_through_docker_dns(onprem):
     (entry,) = spec(lb)["configs"]
     assert entry["fileName"] == "/usr/local/etc/haproxy/haproxy.cfg"
     cfg = config_text(onprem, entry["configId"])
-    assert "    server-template app 6 tasks.hastack-onprem-app:8000 check\n" in cfg
+    # Writes and reads: two backends over the same tasks, checked on /readyz and /readyz/read.
+    assert cfg.count("    server-template app 6 tasks.hastack-onprem-app:8000 check\n") == 2
+    assert "option httpchk GET /readyz/read" in cfg
     assert "nameserver dns 127.0.0.11:53" in cfg
     assert "option httpchk GET /readyz" in cfg, "readiness lives in HAProxy"
 
