@@ -17,6 +17,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import psycopg
+
 from .drills import Figure, notes_stored
 from .haproxy import DOWN
 from .load import GETS, KINDS, LoadReport, MixedLoad
@@ -104,6 +106,7 @@ class NodeLossResult:
 
 def node_loss(stack: NodesStack) -> NodeLossResult:
     """The leader's machine vanishes under load entering at a machine without a Patroni member."""
+    stack.wait_healthy()
     lost = stack.leader_node()
     entry = other_node(set(PATRONI_NODES))
     lost_app = stack.app_address(lost)
@@ -159,6 +162,7 @@ class PartitionResult:
 def partition(stack: NodesStack) -> PartitionResult:
     """Cut the leader's machine off while a writer on that machine keeps committing to
     its local postgres; the majority side promotes; then heal."""
+    stack.wait_healthy()
     isolated = stack.leader_node()
     majority = next(node for node in PATRONI_NODES if node != isolated)
     stack.empty_writer_table()
@@ -180,20 +184,29 @@ def partition(stack: NodesStack) -> PartitionResult:
         watch.stopping.set()
         local.stopping.set()
         local.join(timeout=10)
+        stack.network.heal(isolated)
     isolated_acks = sorted(local.acknowledged_at.values())
-    stack.network.heal(isolated)
     old_leader = stack.patroni_node(isolated)
     wait_until(lambda: _streaming(stack, isolated), REJOIN_DEADLINE_S, f"{isolated} rejoined as a streaming replica", 0.2)
     rejoined_role = stack.patroni.roles().get(old_leader.name, "")
-    with stack.connect(majority) as primary, stack.connect(isolated) as replica:
+    with stack.connect(majority) as primary:
         lsn = primary.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
-        wait_until(lambda: replica.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0], 30,
-                   "the rejoined replica caught up", 0.1)
-        rows = [{row[0] for row in conn.execute("SELECT id FROM drill.notes")} for conn in (primary, replica)]
+        # A new connection each time: Patroni may still restart the rejoined postgres (pg_rewind).
+        wait_until(lambda: _replayed(stack, isolated, lsn), REJOIN_DEADLINE_S, "the rejoined replica caught up", 0.2)
+        with stack.connect(isolated) as replica:
+            rows = [{row[0] for row in conn.execute("SELECT id FROM drill.notes")} for conn in (primary, replica)]
     missing_acked = set(local.acknowledged_at) - rows[0]
     divergent = len(rows[0] ^ rows[1]) + len(missing_acked)
     stack.wait_healthy()
     return PartitionResult(isolated, cut_at, watch.promoted_at, isolated_acks, divergent, rejoined_role)
+
+
+def _replayed(stack: NodesStack, node: str, lsn: str) -> bool:
+    try:
+        with stack.connect(node) as conn:
+            return bool(conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0])
+    except psycopg.OperationalError:
+        return False
 
 
 def _streaming(stack: NodesStack, node: str) -> bool:
@@ -237,6 +250,7 @@ def rolling_restart(stack: NodesStack) -> RollingRestartResult:
     leadership over first (the runbook's switchover), drain and stop everything on the
     machine, start it again, and wait for the whole stack to be healthy. Traffic enters at
     another machine throughout (the operator takes the node out of the DNS/VIP first)."""
+    stack.wait_healthy()
     result = RollingRestartResult()
     for node in NODES:
         entry = other_node({node})
@@ -287,6 +301,7 @@ def dcs_blip(stack: NodesStack) -> DcsBlipResult:
     """Every etcd member stops answering for DCS_BLIP_S (SIGSTOP: connections open but
     nothing comes back, as when etcd's network drops packets) while the Patroni members
     and the writer still reach each other. failsafe_mode keeps the leader."""
+    stack.wait_healthy()
     leader = stack.leader_node()
     timeline_before = stack.patroni_node(leader).api("/patroni")["timeline"]
     stack.empty_writer_table()
