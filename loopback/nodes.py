@@ -45,7 +45,7 @@ from .certificates import LoopbackCertificates, issue_loopback_certificates
 from .dns import TaskDns
 from .haproxy import UP, LoopbackHaproxy
 from .netns import DRILL_NETWORK, DrillNetwork, drill_network
-from .patroni import CLUSTER_READY_S, EtcdCluster, PatroniCluster, PatroniNode, etcd_healthy
+from .patroni import CLUSTER_READY_S, EtcdCluster, PatroniCluster, PatroniNode, etcd_healthy, stop_process
 from .ports import wait_until
 from .postgres import chown_to_postgres, make_owned_dir, remove_tree
 from .replication import APP_DB, APP_USER, MAX_SLOT_WAL_KEEP_SIZE_MB, Passwords
@@ -206,9 +206,9 @@ class NodesStack:
             machine.lb.stop()
         if machine.patroni:
             machine.patroni.stop()
-        if machine.etcd and machine.etcd.poll() is None:
-            machine.etcd.terminate()
-            machine.etcd.wait(timeout=30)
+        if machine.etcd:
+            # etcd hands its leadership over on SIGTERM; a member that cannot, is killed.
+            stop_process(machine.etcd, grace_s=10)
         self._reap(node)
 
     def _reap(self, node: str) -> None:

@@ -58,7 +58,7 @@ PATRONICTL_TIMEOUT_S = 120
 WRITES_BEFORE_CRASH = 50
 
 
-def _stop(process: subprocess.Popen, grace_s: float) -> None:
+def stop_process(process: subprocess.Popen, grace_s: float) -> None:
     """SIGTERM, then SIGKILL after `grace_s`; reaped either way."""
     if process.poll() is None:
         process.terminate()
@@ -106,7 +106,7 @@ def loopback_etcd(members: int = ETCD_MEMBERS) -> Iterator[EtcdCluster]:
         yield cluster
     finally:
         for process in cluster.processes.values():
-            _stop(process, grace_s=20)
+            stop_process(process, grace_s=20)
         remove_tree(root)
 
 
@@ -155,7 +155,7 @@ class PatroniNode:
     def stop(self) -> None:
         """Patroni stops its postgres on SIGTERM; whatever is left after that gets SIGKILL."""
         if self.process is not None:
-            _stop(self.process, grace_s=30)
+            stop_process(self.process, grace_s=30)
         self._kill_postgres()
 
     def postmaster_pid(self) -> int | None:
