@@ -4,7 +4,7 @@ During a failover no primary exists for seconds (Patroni) or until an operator a
 (manual). A write then cannot succeed, and waiting for the pool's connection timeout
 only turns a quick, retryable answer into a hung client. So a `WriterHealth` probes the
 writer every WRITER_PROBE_S on a connection of its own (a dead primary fails the next
-query at once, and a reconnect to a dead host is refused at once), and requests that
+query at once), and requests that
 need the writer are answered at once with 503 and `Retry-After` while it is known to
 be down. A request that finds it down first (the primary died since the last probe)
 marks it down for the others; it waited at most DB_WRITE_WAIT_S for a connection.
@@ -16,13 +16,14 @@ import asyncio
 import logging
 
 from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict
 
 from .background import BackgroundTask
 from .db import Database
 
 log = logging.getLogger("hastack_app.writer")
 
-# How often the writer is probed, and how long one probe may take.
+# How often the writer is probed, and how long its query may take.
 WRITER_PROBE_S = 0.25
 WRITER_PROBE_TIMEOUT_S = 1.0
 # What a client is told to wait before retrying a write (HAProxy's own 503 says the same).
@@ -48,6 +49,11 @@ class WriterHealth(BackgroundTask):
 
     def __init__(self, db: Database):
         self.db = db
+        # A reconnect tries the URL's hosts in turn, each for up to the connect timeout: a
+        # lost machine (unlike a dead container) refuses nothing, it just never answers,
+        # so a reconnect must be given time to get past it to the next host.
+        hosts = str(conninfo_to_dict(db.settings.database_url).get("host") or "").count(",") + 1
+        self._reconnect_timeout_s = hosts * max(2.0, db.settings.db_connect_timeout_s) + WRITER_PROBE_TIMEOUT_S
         # The app starts after its migrations wrote to the primary.
         self.writable = True
         self._probe_connection: AsyncConnection | None = None
@@ -67,8 +73,10 @@ class WriterHealth(BackgroundTask):
 
     async def _probe(self) -> None:
         if self._probe_connection is None or self._probe_connection.closed:
-            self._probe_connection = await self.db.dedicated_connection("writer-probe")
-        (in_recovery,) = await (await self._probe_connection.execute("SELECT pg_is_in_recovery()")).fetchone()
+            self._probe_connection = await asyncio.wait_for(self.db.dedicated_connection("writer-probe"),
+                                                            self._reconnect_timeout_s)
+        query = self._probe_connection.execute("SELECT pg_is_in_recovery()")
+        (in_recovery,) = await (await asyncio.wait_for(query, WRITER_PROBE_TIMEOUT_S)).fetchone()
         if in_recovery:
             raise RuntimeError("the writer URL reached a read-only standby")
 
@@ -80,7 +88,7 @@ class WriterHealth(BackgroundTask):
     async def _run(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._probe(), WRITER_PROBE_TIMEOUT_S)
+                await self._probe()
                 if not self.writable:
                     log.info("writer available again")
                 self.writable = True
