@@ -110,22 +110,24 @@ def node_loss(stack: NodesStack) -> NodeLossResult:
     lost = stack.leader_node()
     entry = other_node(set(PATRONI_NODES))
     lost_app = stack.app_address(lost)
-    with load_through(stack, entry) as traffic:
-        traffic.wait_for_requests(PHASE_REQUESTS)
-        killed_at = time.monotonic()
-        stack.lose_machine(lost)
-        wait_until(lambda: stack.lb_view(entry).get(lost_app) == DOWN, EJECTION_DEADLINE_S, f"{lost}'s app ejected", 0.01)
-        ejected_at = time.monotonic()
-        wait_until(lambda: any(r.ok and r.kind == "post_note" and r.started > killed_at for r in list(traffic.results)),
-                   WRITES_RESUME_DEADLINE_S, "a POST acknowledged after the machine was lost", 0.05)
-        traffic.wait_for_requests(PHASE_REQUESTS)
-    report = traffic.report
-    resumed = min(r.ended for r in report.of("post_note", since=killed_at) if r.ok)
-    acknowledged = report.committed_note_ids()
-    survivor = next(node for node in PATRONI_NODES if node != lost)
-    with stack.connect(survivor) as conn:
-        stored = notes_stored(conn, acknowledged)
-    stack.restore_machine(lost)
+    try:
+        with load_through(stack, entry) as traffic:
+            traffic.wait_for_requests(PHASE_REQUESTS)
+            killed_at = time.monotonic()
+            stack.lose_machine(lost)
+            wait_until(lambda: stack.lb_view(entry).get(lost_app) == DOWN, EJECTION_DEADLINE_S, f"{lost}'s app ejected", 0.01)
+            ejected_at = time.monotonic()
+            wait_until(lambda: any(r.ok and r.kind == "post_note" and r.started > killed_at for r in list(traffic.results)),
+                       WRITES_RESUME_DEADLINE_S, "a POST acknowledged after the machine was lost", 0.05)
+            traffic.wait_for_requests(PHASE_REQUESTS)
+        report = traffic.report
+        resumed = min(r.ended for r in report.of("post_note", since=killed_at) if r.ok)
+        acknowledged = report.committed_note_ids()
+        survivor = next(node for node in PATRONI_NODES if node != lost)
+        with stack.connect(survivor) as conn:
+            stored = notes_stored(conn, acknowledged)
+    finally:
+        stack.restore_machine(lost)
     return NodeLossResult(lost, entry, report, killed_at, ejected_at, resumed - killed_at, len(acknowledged - stored), len(acknowledged))
 
 
