@@ -1,5 +1,6 @@
 """What the self-hosted platforms' HAProxy (docker, swarm) takes from `loadBalancer` config:
-the active checks' timing and which requests may be retried on another replica."""
+the active checks' timing, which requests may be retried on another replica, and whether
+connections to the replicas are reused."""
 
 from __future__ import annotations
 
@@ -20,4 +21,5 @@ def checks_and_retries(config: LoadBalancerConfig, health_path: str, read_health
         "timeout_check_ms": check.timeout_ms,
         "idempotent_methods": tuple(config.retry.idempotent_methods),
         "idempotency_key_header": config.retry.idempotency_key_header,
+        "server_keep_alive": config.server_keep_alive,
     }

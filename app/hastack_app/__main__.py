@@ -3,8 +3,9 @@
 Shutdown on SIGTERM (docker stop, a rolling update, scale-in) goes in two steps:
 
 1. Drain, for SHUTDOWN_DRAIN_S: /readyz answers 503 and the worker hands its job
-   back, but requests are still served. The load balancer's health checks see the
-   503 and stop routing here, so no client is sent to a closing socket.
+   back, but requests are still served, each answered with `Connection: close` so
+   the load balancer keeps no idle connection to this replica. Its health checks see
+   the 503 and stop routing here, so no client is sent to a closing socket.
 2. uvicorn's graceful shutdown: stop accepting, let in-flight requests finish within
    SHUTDOWN_GRACE_S, then the app closes its pools.
 
@@ -67,6 +68,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
+        timeout_keep_alive=settings.keep_alive_s,
         log_level=settings.log_level,
         access_log=settings.access_log,
     )

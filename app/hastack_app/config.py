@@ -13,6 +13,11 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # content, for the secrets this app reads. Only these: other *_FILE variables in an
 # environment (TF_CLI_CONFIG_FILE, ...) are not ours to read.
 FILE_VARIABLES = ("DATABASE_URL", "DATABASE_READ_URL")
+# How long an idle keep-alive connection stays open. Longer than the load balancer keeps
+# an idle connection to a replica in its pool (measured by bench/lb_throughput.py, see
+# docs/render.md), so the LB always closes first and never sends a request on a
+# connection the app is closing. uvicorn's own default, 5 s, is shorter than that.
+APP_KEEP_ALIVE_S = 75.0
 
 
 class ConfigError(RuntimeError):
@@ -102,6 +107,7 @@ class Settings:
     migrate_deadline_s: float
     shutdown_drain_s: float
     shutdown_grace_s: float
+    keep_alive_s: float
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -134,4 +140,5 @@ class Settings:
             migrate_deadline_s=_float(env, "MIGRATE_DEADLINE_S", 60.0),
             shutdown_drain_s=_float(env, "SHUTDOWN_DRAIN_S", 3.0),
             shutdown_grace_s=_float(env, "SHUTDOWN_GRACE_S", 5.0),
+            keep_alive_s=_float(env, "KEEP_ALIVE_S", APP_KEEP_ALIVE_S),
         )

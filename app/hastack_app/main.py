@@ -326,6 +326,27 @@ class ServedByMiddleware:
         await self.app(scope, receive, send_with_header)
 
 
+class CloseWhileDrainingMiddleware:
+    """Once the replica drains, every response says `Connection: close`: the load
+    balancer puts none of its connections back in its idle pool, so none is picked for
+    a new request at the moment the app stops (docs/render.md, connection reuse)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        runtime_state = getattr(scope.get("app").state, "runtime", None) if scope["type"] == "http" else None
+        if runtime_state is None:
+            return await self.app(scope, receive, send)
+
+        async def send_closing(message):
+            if message["type"] == "http.response.start" and runtime_state.draining:
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        await self.app(scope, receive, send_closing)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     metrics = RequestMetrics()
@@ -363,4 +384,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.add_middleware(ServedByMiddleware, node_id=settings.node_id)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.add_middleware(CloseWhileDrainingMiddleware)
     return app

@@ -42,6 +42,15 @@ RESOLVERS_SECTION = "docker"
 # healthy replica, few enough that a dead one under load is out within a few requests.
 CONSECUTIVE_ERRORS_TO_MARK_DOWN = 5
 
+# Every this many seconds HAProxy closes half of a replica's idle connections, so a
+# connection idle since the last burst is gone within a few periods. The app's keep-alive
+# idle timeout must be longer than that (the reference app's is APP_KEEP_ALIVE_S in
+# app/hastack_app/config.py), so the app never closes a connection HAProxy may reuse.
+SERVER_IDLE_POOL_PURGE_S = 5
+# At most this many idle connections per replica, which bounds that drain: halving from
+# 64 takes 7 periods, so a burst's idle connections are all closed within 8 periods (40 s).
+SERVER_IDLE_POOL_MAX = 64
+
 # Extra attempts after a failed one; with `redispatch 1` each goes to another server.
 RETRIES = 3
 
@@ -125,6 +134,10 @@ class HaproxySettings:
     idempotency_key_header: str = "Idempotency-Key"
     # Swarm: the replicas come from DNS (`backends` is then empty).
     server_template: ServerTemplate | None = None
+    # Keep connections to the replicas open and reuse them (`http-reuse safe`); False
+    # opens one per request, for apps that close idle connections too early (see
+    # SERVER_IDLE_POOL_PURGE_S).
+    server_keep_alive: bool = True
 
     def __post_init__(self) -> None:
         if not self.backends and self.server_template is None:
@@ -148,7 +161,7 @@ def render_haproxy_cfg(settings: HaproxySettings) -> str:
     """The whole haproxy.cfg, consumed by `haproxy -f`."""
     sections = [
         _global(settings),
-        _defaults(),
+        _defaults(settings),
         *([_resolvers(settings.resolver)] if settings.resolver else []),
         _web_frontend(settings),
         _app_backend(settings, APP_BACKEND, settings.health_path, passive_check="layer7"),
@@ -178,17 +191,13 @@ def _global(settings: HaproxySettings) -> str:
     return _section(lines)
 
 
-def _defaults() -> str:
+def _defaults(settings: HaproxySettings) -> str:
     return _section([
         "defaults",
         "    mode http",
         "    log global",
         "    option forwardfor",
-        # One server connection per request: when a replica drains or dies, no idle
-        # keep-alive connection to it can be picked for the next request (the race that
-        # turns into an empty response). Connects to a replica cost well under a
-        # millisecond on a private network; clients still keep their own connections alive.
-        "    option http-server-close",
+        *_server_connection_lines(settings.server_keep_alive),
         "    timeout connect 1s",
         "    timeout client 30s",
         "    timeout server 30s",
@@ -208,6 +217,25 @@ def _defaults() -> str:
         # are not safe to repeat (_retry_rules).
         "    retry-on conn-failure empty-response response-timeout 503",
     ])
+
+
+def _server_connection_lines(keep_alive: bool) -> list[str]:
+    """How connections to the replicas are opened and shared.
+
+    Reuse (`http-reuse safe`, HAProxy's default) costs one connect per client session
+    instead of one per request. Its race, a request sent on an idle connection at the
+    moment the replica closes it, is made harmless rather than avoided:
+    - HAProxy, not the app, closes idle connections: the pool is purged every
+      SERVER_IDLE_POOL_PURGE_S, and the app's keep-alive timeout is longer than the
+      longest an idle connection lives in that pool (docs/render.md);
+    - a draining app answers `Connection: close`, so none of its connections goes back
+      to the pool, and it stops only after HAProxy has taken it out;
+    - a killed app's connections are closed by its kernel, and HAProxy drops them.
+    """
+    if not keep_alive:
+        # One server connection per request: no idle connection to a replica ever exists.
+        return ["    option http-server-close"]
+    return ["    option http-keep-alive", "    http-reuse safe"]
 
 
 def _resolvers(nameserver: str) -> str:
@@ -277,6 +305,8 @@ def _app_backend(settings: HaproxySettings, name: str, health_path: str, passive
         # Start even while a replica's name does not resolve yet (its container is being
         # created): the server waits in maintenance until DNS answers.
         "init-addr last,libc,none",
+        f"pool-purge-delay {SERVER_IDLE_POOL_PURGE_S}s",
+        f"pool-max-conn {SERVER_IDLE_POOL_MAX}",
     ]
     if settings.resolver:
         server_defaults += [f"resolvers {RESOLVERS_SECTION}", "resolve-prefer ipv4"]

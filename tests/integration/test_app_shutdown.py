@@ -26,11 +26,15 @@ def test_sigterm_returns_the_claimed_job_to_the_queue(start_apps, fresh_database
     wait_until(lambda: job(replicas[0].url)["status"] == "processing", 10, "job claimed")
     leaving = by_node[job(replicas[0].url)["node_id"]]
     staying = next(replica for replica in replicas if replica is not leaving)
+    assert "connection" not in httpx.get(f"{leaving.url}/livez", timeout=5).headers
     leaving.terminate()
 
-    # While draining, the leaving replica still serves but reports not ready.
+    # While draining, the leaving replica still serves but reports not ready, and asks
+    # the LB not to keep its connection (no idle connection to a stopping replica).
     wait_until(lambda: httpx.get(f"{leaving.url}/readyz", timeout=5).status_code == 503, 5, "readyz 503 while draining")
-    assert httpx.get(f"{leaving.url}/livez", timeout=5).status_code == 200
+    draining = httpx.get(f"{leaving.url}/livez", timeout=5)
+    assert draining.status_code == 200
+    assert draining.headers["connection"] == "close"
     wait_until(lambda: job(staying.url)["status"] == "done", 15, "job finished by the staying replica")
     finished = job(staying.url)
     assert finished["node_id"] == staying.node_id

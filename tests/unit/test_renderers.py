@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -310,6 +311,37 @@ def test_default_health_check_ejects_within_one_second() -> None:
     settings = lb_settings(interval_ms=health.interval_ms, fall=health.fall)
     worst_case_ms = settings.interval_ms + (settings.fall - 1) * settings.fastinter_ms
     assert worst_case_ms <= 1000
+
+
+def cfg_section(cfg: str, header: str) -> list[str]:
+    """The stripped lines of the haproxy.cfg section that starts with `header`."""
+    block = next(block for block in cfg.split("\n\n") if block.startswith(header))
+    return [line.strip() for line in block.splitlines()[1:]]
+
+
+def test_haproxy_reuses_server_connections_by_default() -> None:
+    cfg = render_haproxy_cfg(lb_settings())
+    defaults = cfg_section(cfg, "defaults")
+    assert "option http-keep-alive" in defaults and "http-reuse safe" in defaults
+    assert "option http-server-close" not in defaults
+    server_defaults = next(line for line in cfg_section(cfg, "backend app") if line.startswith("default-server"))
+    assert f"pool-purge-delay {haproxy.SERVER_IDLE_POOL_PURGE_S}s" in server_defaults
+    assert f"pool-max-conn {haproxy.SERVER_IDLE_POOL_MAX}" in server_defaults
+
+
+def test_haproxy_opens_one_server_connection_per_request_without_keep_alive() -> None:
+    defaults = cfg_section(render_haproxy_cfg(lb_settings(server_keep_alive=False)), "defaults")
+    assert "option http-server-close" in defaults
+    assert "option http-keep-alive" not in defaults and "http-reuse safe" not in defaults
+
+
+def test_app_keep_alive_outlasts_the_lbs_idle_pool() -> None:
+    # HAProxy closes half of a server's idle connections each purge period, so a full
+    # pool is gone after log2(max) + 1 periods; one more period covers the first wait.
+    from app.hastack_app.config import APP_KEEP_ALIVE_S
+
+    pool_lifetime_s = haproxy.SERVER_IDLE_POOL_PURGE_S * (math.ceil(math.log2(haproxy.SERVER_IDLE_POOL_MAX)) + 2)
+    assert APP_KEEP_ALIVE_S > pool_lifetime_s
 
 
 def test_haproxy_uses_docker_dns_only_when_given_a_resolver() -> None:
