@@ -114,7 +114,10 @@ class AppProcess:
         self.process.wait(timeout=10)
 
     def wait_exit(self, timeout_s: float) -> int:
-        return self.process.wait(timeout=timeout_s)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"{self.node_id} still running {timeout_s}s after SIGTERM:\n{self.log_tail()}") from None
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if still running after `grace_s`; always reaps."""
