@@ -107,7 +107,9 @@ def main() -> int:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hastack-lb-bench-")))
         ports = [stack.enter_context(fast_backend(workdir)) for _ in range(2)]
-        settings = loopback_settings({f"app-{i}": port for i, port in enumerate(ports)}, "/readyz")
+        # As the shipped stacks: reads (wrk's GETs) go to the read backend.
+        settings = dataclasses.replace(loopback_settings({f"app-{i}": port for i, port in enumerate(ports)}, "/readyz"),
+                                       read_health_path="/readyz/read")
         lbs = {}
         for path, keep_alive in (("lb_per_request", False), ("lb_reuse", True)):
             lb_dir = workdir / path

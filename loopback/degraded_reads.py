@@ -84,8 +84,10 @@ def reads_without_primary(stack: LoopbackStack, hold_s: float = NO_PRIMARY_HOLD_
     `hold_s` worth of requests; then promote the replica with the runbook's command."""
     with steady_load(stack) as traffic:
         traffic.wait_for_requests(PHASE_REQUESTS)
-        killed_at = time.monotonic()
         stack.primary.kill()
+        # After kill() returns the primary and all its backends are gone; a POST that
+        # started before that could still commit, and would end the window too early.
+        killed_at = time.monotonic()
         traffic.wait_for_requests(round(hold_s * LOAD_RATE_PER_S))
         stack.promote(0)
         wait_until(lambda: first_write_after(traffic, killed_at) is not None, WRITE_RESUME_DEADLINE_S,

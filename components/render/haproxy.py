@@ -164,10 +164,12 @@ def render_haproxy_cfg(settings: HaproxySettings) -> str:
         _defaults(settings),
         *([_resolvers(settings.resolver)] if settings.resolver else []),
         _web_frontend(settings),
-        _app_backend(settings, APP_BACKEND, settings.health_path, passive_check="layer7"),
+        _app_backend(settings, APP_BACKEND, settings.health_path, passive_check="layer7",
+                     reuse=settings.server_keep_alive and not settings.read_health_path),
         # Passive ejection on connection errors only: a read of a page that needs the
         # writer answers 503 while no primary exists, which must not eject the replica.
-        *([_app_backend(settings, READ_BACKEND, settings.read_health_path, passive_check="layer4")]
+        *([_app_backend(settings, READ_BACKEND, settings.read_health_path, passive_check="layer4",
+                        reuse=settings.server_keep_alive)]
           if settings.read_health_path else []),
         _stats_frontend(settings),
     ]
@@ -197,7 +199,6 @@ def _defaults(settings: HaproxySettings) -> str:
         "    mode http",
         "    log global",
         "    option forwardfor",
-        *_server_connection_lines(settings.server_keep_alive),
         "    timeout connect 1s",
         "    timeout client 30s",
         "    timeout server 30s",
@@ -231,6 +232,12 @@ def _server_connection_lines(keep_alive: bool) -> list[str]:
     - a draining app answers `Connection: close`, so none of its connections goes back
       to the pool, and it stops only after HAProxy has taken it out;
     - a killed app's connections are closed by its kernel, and HAProxy drops them.
+
+    With a read backend, only reads reuse connections; writes keep one connection per
+    request. In the degraded-read drill a keyed POST retried across replicas answering
+    503 was now and then closed silently by HAProxy on a reused connection (no status
+    for the client), which per-request connections never showed; reads are the bulk
+    of the traffic and are safe to retry (docs/render.md#connection-reuse).
     """
     if not keep_alive:
         # One server connection per request: no idle connection to a replica ever exists.
@@ -289,9 +296,10 @@ def _https_lines(bind_address: str, tls: TlsTermination) -> list[str]:
     ]
 
 
-def _app_backend(settings: HaproxySettings, name: str, health_path: str, passive_check: str) -> str:
+def _app_backend(settings: HaproxySettings, name: str, health_path: str, passive_check: str, reuse: bool) -> str:
     """Every app replica, checked on `health_path`; `passive_check` is what `observe`
-    counts of real traffic (layer7: failed connections and 5xx; layer4: connections)."""
+    counts of real traffic (layer7: failed connections and 5xx; layer4: connections);
+    `reuse`: whether connections to the replicas are kept and shared."""
     server_defaults = [
         "check",
         f"inter {settings.interval_ms}ms",
@@ -315,6 +323,7 @@ def _app_backend(settings: HaproxySettings, name: str, health_path: str, passive
         # With roundrobin a failed connection is retried on the next server at once;
         # other algorithms first wait min(timeout connect, 1s) to retry the same one.
         "    balance roundrobin",
+        *_server_connection_lines(reuse),
         f"    option httpchk GET {health_path}",
         "    http-check expect status 200",
         f"    timeout check {settings.timeout_check_ms}ms",

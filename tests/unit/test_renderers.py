@@ -321,18 +321,27 @@ def cfg_section(cfg: str, header: str) -> list[str]:
 
 def test_haproxy_reuses_server_connections_by_default() -> None:
     cfg = render_haproxy_cfg(lb_settings())
-    defaults = cfg_section(cfg, "defaults")
-    assert "option http-keep-alive" in defaults and "http-reuse safe" in defaults
-    assert "option http-server-close" not in defaults
-    server_defaults = next(line for line in cfg_section(cfg, "backend app") if line.startswith("default-server"))
+    backend = cfg_section(cfg, "backend app")
+    assert "option http-keep-alive" in backend and "http-reuse safe" in backend
+    assert "option http-server-close" not in cfg
+    server_defaults = next(line for line in backend if line.startswith("default-server"))
     assert f"pool-purge-delay {haproxy.SERVER_IDLE_POOL_PURGE_S}s" in server_defaults
     assert f"pool-max-conn {haproxy.SERVER_IDLE_POOL_MAX}" in server_defaults
 
 
+def test_haproxy_reuses_connections_for_reads_only_when_reads_have_their_own_backend() -> None:
+    cfg = render_haproxy_cfg(lb_settings(read_health_path="/readyz/read"))
+    reads, writes = cfg_section(cfg, f"backend {haproxy.READ_BACKEND}"), cfg_section(cfg, "backend app")
+    assert "http-reuse safe" in reads and "option http-keep-alive" in reads
+    assert "option http-server-close" in writes and "http-reuse safe" not in writes
+
+
 def test_haproxy_opens_one_server_connection_per_request_without_keep_alive() -> None:
-    defaults = cfg_section(render_haproxy_cfg(lb_settings(server_keep_alive=False)), "defaults")
-    assert "option http-server-close" in defaults
-    assert "option http-keep-alive" not in defaults and "http-reuse safe" not in defaults
+    cfg = render_haproxy_cfg(lb_settings(server_keep_alive=False, read_health_path="/readyz/read"))
+    for name in ("backend app", f"backend {haproxy.READ_BACKEND}"):
+        backend = cfg_section(cfg, name)
+        assert "option http-server-close" in backend
+        assert "option http-keep-alive" not in backend and "http-reuse safe" not in backend
 
 
 def test_app_keep_alive_outlasts_the_lbs_idle_pool() -> None:
