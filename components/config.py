@@ -467,9 +467,10 @@ class LoadBalancerConfig(_Model):
     health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
     # Docker: HAProxy's retry rules.
     retry: RetryConfig = Field(default_factory=RetryConfig)
-    # Docker and Swarm: keep connections to the replicas open and reuse them. false opens one per
-    # request, for an app that closes idle keep-alive connections sooner than HAProxy's
-    # idle pool lets them go (docs/render.md#connection-reuse).
+    # Docker and Swarm: keep connections to the replicas open and reuse them (only for
+    # reads when app.readHealthPath splits them off). false opens one per request, for an
+    # app that closes idle keep-alive connections sooner than HAProxy's idle pool lets
+    # them go (docs/render.md#connection-reuse).
     server_keep_alive: bool = True
     # Azure only.
     sku: Literal["Standard_v2", "WAF_v2"] = "WAF_v2"
