@@ -145,8 +145,15 @@ async def _check_any_node(db: Database, timeout_s: float) -> None:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Ready for every request: the writer (a primary) and the shared storage answer."""
-    return await _readiness(runtime(request), check_writer)
+    """Ready for every request: the writer (a primary) and the shared storage answer, and
+    the writer probe agrees, since writes are refused while it says the writer is down."""
+    state = runtime(request)
+
+    async def check_writer_known_up(db: Database, timeout_s: float) -> None:
+        state.writer_health.require()
+        await check_writer(db, timeout_s)
+
+    return await _readiness(state, check_writer_known_up)
 
 
 async def readyz_read(request: Request) -> JSONResponse:

@@ -80,6 +80,16 @@ class WriterHealth(BackgroundTask):
         if in_recovery:
             raise RuntimeError("the writer URL reached a read-only standby")
 
+    async def _probe_with_fresh_retry(self) -> None:
+        """A probe that fails on its old connection is tried once more on a new one before
+        the writer is called down: libpq tries every host of the URL, so when another
+        primary already accepts writes (a promoted replica), writes are never refused."""
+        try:
+            await self._probe()
+        except Exception:
+            await self._drop_probe_connection()
+            await self._probe()
+
     async def _drop_probe_connection(self) -> None:
         if self._probe_connection is not None:
             await self._probe_connection.close()
@@ -88,7 +98,7 @@ class WriterHealth(BackgroundTask):
     async def _run(self) -> None:
         while True:
             try:
-                await self._probe()
+                await self._probe_with_fresh_retry()
                 if not self.writable:
                     log.info("writer available again")
                 self.writable = True
