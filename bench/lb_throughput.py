@@ -25,7 +25,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -117,7 +116,7 @@ def main() -> int:
             lb = LoopbackHaproxy(dataclasses.replace(settings, frontend_port=free_port(), stats_port=free_port(),
                                                      server_keep_alive=keep_alive), lb_dir)
             stack.enter_context(lb)
-            for name in settings_names(settings):
+            for name in (backend.name for backend in settings.backends):
                 lb.wait_for_server(name, "UP", deadline_s=10)
             lbs[path] = lb.url + "/"
         urls = {"direct": f"http://127.0.0.1:{ports[0]}/", **lbs}
@@ -138,10 +137,6 @@ def main() -> int:
         print(json.dumps({"bench": "lb_throughput", "figure": "idle_pool_drain_s", "value": round(drained, 1),
                           "app_keep_alive_s": APP_KEEP_ALIVE_S, "connections": 64}))
     return 0
-
-
-def settings_names(settings) -> list[str]:
-    return [backend.name for backend in settings.backends]
 
 
 if __name__ == "__main__":
