@@ -353,14 +353,15 @@ if [ "$({psql} -c 'SELECT pg_is_in_recovery()')" != f ]; then
     exit 0
 fi
 
+# The timeline of the WAL being written now: pg_control's checkpoint still shows the
+# old one until the first checkpoint after a promotion.
+timeline=$({psql} -c 'SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)')
+
 if [ "$kind" = ensure ]; then
     # Status 1, "missing stanza path": a cluster Patroni bootstrapped (no initdb.d scripts).
     if [ "$({b.command("--output=json", "info")} | jq -r '.[0].status.code')" = 1 ]; then
         {b.command("stanza-create")}
     fi
-    # The timeline of the WAL being written now: pg_control's checkpoint still shows the
-    # old one until the first checkpoint after a promotion.
-    timeline=$({psql} -c 'SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)')
     newest=$({b.command("--output=json", "info")} | jq -r '[.[0].backup[]? | .archive.start[0:8]] | last // ""')
     if [ -n "$newest" ] && [ "$((0x$newest))" -ge "$((0x$timeline))" ]; then
         echo "{BACKUP_CURRENT_MARKER}"
@@ -369,6 +370,13 @@ if [ "$kind" = ensure ]; then
     kind=full
 fi
 
+# pgBackRest checks the timeline of the backup's first WAL against pg_control, and a
+# backup started right after a promotion can fail that check ([058]) until a checkpoint
+# on the new timeline has completed (pgbackrest#1816, #2547). CHECKPOINT waits for a
+# checkpoint that starts after it, so pg_control is current before the backup begins.
+if [ "$({psql} -c 'SELECT timeline_id FROM pg_control_checkpoint()')" != "$((0x$timeline))" ]; then
+    {psql} -c CHECKPOINT >/dev/null
+fi
 {b.command("backup")} --type="$kind"
 {b.command("check")}
 """
