@@ -14,8 +14,13 @@ connection refused).
         httpx.post(lb.url + "/orders", headers={"X-Request-Id": "r1"})
         log.receivers("r1")                 # -> ["replica-1"]
 
-Health paths: `WRITE_READY_PATH` answers 200 unless `writer_ready` is False;
-`READ_READY_PATH` always 200 (the replica can read).
+Health paths: `WRITE_READY_PATH` answers 200 unless `writer_ready` is False, and
+while it is False writes are answered 503 + Retry-After, as the app does without a
+primary; `READ_READY_PATH` always 200 (the replica can read).
+
+`keep_alive=True` answers HTTP/1.1 and keeps connections open, as real app servers do,
+so the LB can reuse them. Such a replica is for tests that never kill it: a kill stops
+the listener but would leave its open connections behind.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 REQUEST_ID_HEADER = "X-Request-Id"
 WRITE_READY_PATH = "/readyz"
 READ_READY_PATH = "/readyz/read"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 @dataclass(frozen=True)
@@ -79,15 +85,19 @@ class DeathToken:
 
 
 class RecordingReplica:
-    """One replica: records, then answers (200 for GET, HEAD, OPTIONS; 201 otherwise) or dies."""
+    """One replica: records, then answers (200 for GET, HEAD, OPTIONS; 201 otherwise, or
+    503 while `writer_ready` is False) or dies."""
 
-    def __init__(self, name: str, log: ReceiptLog, token: DeathToken, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, name: str, log: ReceiptLog, token: DeathToken, host: str = "127.0.0.1", port: int = 0,
+                 keep_alive: bool = False):
         self.name = name
         self.writer_ready = True
         self.dead = False
         replica = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
@@ -97,11 +107,15 @@ class RecordingReplica:
                 log.add(Receipt(replica.name, self.command, self.path, self.headers.get(REQUEST_ID_HEADER)))
                 if token.take():
                     return replica._die(self.connection)
-                self._answer(200 if self.command in ("GET", "HEAD", "OPTIONS") else 201)
+                if self.command in SAFE_METHODS:
+                    return self._answer(200)
+                self._answer(201 if replica.writer_ready else 503)
 
             def _answer(self, status: int) -> None:
                 body = json.dumps({"served_by": replica.name}).encode()
                 self.send_response(status)
+                if status == 503:
+                    self.send_header("Retry-After", "1")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -146,12 +160,13 @@ class RecordingReplica:
 
 
 @contextmanager
-def recording_replicas(count: int, log: ReceiptLog, token: DeathToken) -> Iterator[list[RecordingReplica]]:
+def recording_replicas(count: int, log: ReceiptLog, token: DeathToken,
+                       keep_alive: bool = False) -> Iterator[list[RecordingReplica]]:
     """`count` replicas named replica-0..; all stopped on exit."""
     with ExitStack() as running:
         replicas = []
         for index in range(count):
-            replica = RecordingReplica(f"replica-{index}", log, token)
+            replica = RecordingReplica(f"replica-{index}", log, token, keep_alive=keep_alive)
             running.callback(replica.stop)
             replicas.append(replica)
         yield replicas

@@ -234,10 +234,12 @@ def _server_connection_lines(keep_alive: bool) -> list[str]:
     - a killed app's connections are closed by its kernel, and HAProxy drops them.
 
     With a read backend, only reads reuse connections; writes keep one connection per
-    request. In the degraded-read drill a keyed POST retried across replicas answering
-    503 was now and then closed silently by HAProxy on a reused connection (no status
-    for the client), which per-request connections never showed; reads are the bulk
-    of the traffic and are safe to retry (docs/render.md#connection-reuse).
+    request. A server marked down takes its idle connections with it, and a request
+    already sent on one fails with no response; on a kept-alive client connection
+    HAProxy then closes that client connection without any status, so that the client
+    may retry (haproxy#1423, #2375). A keyed write whose retries met replicas answering
+    503 (no primary) ends that way. Reads are retried past it, and are the bulk of the
+    traffic (docs/render.md#connection-reuse; test_no_replay's flapping-writers test).
     """
     if not keep_alive:
         # One server connection per request: no idle connection to a replica ever exists.

@@ -4,7 +4,10 @@ holding one (loopback/recording_replica.py)."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,9 +54,9 @@ class Edge:
 
 
 @contextmanager
-def start_edge(workdir: Path, health: HealthCheckConfig, **settings) -> Iterator[Edge]:
+def start_edge(workdir: Path, health: HealthCheckConfig, keep_alive: bool = False, **settings) -> Iterator[Edge]:
     log, token = ReceiptLog(), DeathToken()
-    with recording_replicas(REPLICAS, log, token) as replicas:
+    with recording_replicas(REPLICAS, log, token, keep_alive=keep_alive) as replicas:
         lb_settings = loopback_settings({r.name: r.port for r in replicas}, WRITE_READY_PATH, health, **settings)
         with LoopbackHaproxy(lb_settings, workdir) as lb:
             # "UP 1/10" before the first check: taking traffic, which is all a test needs.
@@ -151,3 +154,55 @@ def test_reads_are_served_while_no_replica_can_write_and_writes_get_a_clean_503(
     assert [r.status_code for r, _ in reads] == [200] * len(reads)
     assert write.status_code == 503 and write_receivers == []
     assert write.headers["retry-after"] == str(WRITE_RETRY_AFTER_S)
+
+
+# Writers flap in and out this often, and the clients run this long: enough for a few
+# dozen mark-downs and ups of every write server while requests are on their way to it.
+FLAP_S = 0.7
+FLAP_FOR_S = 8.0
+CLIENTS = 4
+
+
+def test_keyed_writes_on_kept_client_connections_always_get_a_status_while_writers_flap(workdir):
+    """Issue 14: HAProxy answers a kept-alive client with no response at all when a
+    request it sent on a *reused* server connection fails (the connection killed as its
+    server was marked down), so that the client may retry (haproxy#1423, #2375). A
+    keyed write whose retries met replicas answering 503 then ends with no status.
+    Writes keep one server connection per request, so every write gets its 201 or a 503;
+    reads reuse connections and must not be hurt by the flapping either."""
+    with start_edge(workdir, HealthCheckConfig(), keep_alive=True, read_health_path=READ_READY_PATH) as edge:
+        stop = threading.Event()
+
+        def flap_writers() -> None:
+            while not stop.wait(FLAP_S):
+                for replica in edge.replicas:
+                    replica.writer_ready = not replica.writer_ready
+
+        outcomes: Counter[str] = Counter()
+        deadline = time.monotonic() + FLAP_FOR_S
+
+        def client() -> None:
+            with httpx.Client(base_url=edge.lb.url, timeout=10) as kept:  # one client connection, reused
+                while time.monotonic() < deadline:
+                    for method in ("POST", "GET"):
+                        try:
+                            response = kept.request(method, "/orders", content=b"{}" if method == "POST" else None,
+                                                    headers={"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {})
+                            outcomes[f"{method} {response.status_code}"] += 1
+                        except httpx.TransportError as problem:
+                            outcomes[f"{method} {type(problem).__name__}"] += 1
+
+        flapper = threading.Thread(target=flap_writers)
+        flapper.start()
+        clients = [threading.Thread(target=client) for _ in range(CLIENTS)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+        stop.set()
+        flapper.join()
+        mark_downs = sum(int(row["chkdown"]) for name, row in edge.lb.stats(APP_BACKEND).items() if name != "BACKEND")
+
+    assert mark_downs >= 2 * REPLICAS, f"the writers flapped too little to test anything: {mark_downs} mark-downs"
+    assert outcomes["POST 201"] > 0 and outcomes["POST 503"] > 0, outcomes
+    assert set(outcomes) <= {"POST 201", "POST 503", "GET 200"}, outcomes
