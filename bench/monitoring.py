@@ -3,11 +3,12 @@ firing in Prometheus, one JSON line per figure.
 
     uv run python -m bench monitoring
 
-Runs the stack on loopback (haproxy, 3 app processes, postgresql-15 primary + replica) with
-Debian's prometheus, prometheus-alertmanager and prometheus-postgres-exporter on 127.0.0.1
-only, then Patroni over etcd for the leader alert; every wait is bounded
-(loopback.monitoring.ALERT_DEADLINE_S). Needs `apt-get install -y haproxy postgresql-15
-patroni etcd-server prometheus prometheus-alertmanager prometheus-postgres-exporter`.
+Runs the stack on loopback (haproxy, 3 app processes, postgresql-15 primary + replica
+archiving into pgBackRest) with Debian's prometheus, prometheus-alertmanager,
+prometheus-postgres-exporter and prometheus-node-exporter on 127.0.0.1 only, then Patroni
+over etcd for the leader alert; every wait is bounded (loopback.monitoring.ALERT_DEADLINE_S).
+Needs `apt-get install -y haproxy postgresql-15 pgbackrest jq patroni etcd-server prometheus
+prometheus-alertmanager prometheus-postgres-exporter prometheus-node-exporter`.
 Target for each figure: the drill rule's `for` plus two scrape intervals (`target_s`).
 """
 
@@ -26,7 +27,7 @@ from loopback.stack import run_loopback_stack
 def main() -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="hastack-bench-monitoring-"))
     try:
-        with run_loopback_stack() as stack, watching(stack) as watch:
+        with run_loopback_stack(backups=True) as stack, watching(stack) as watch:
             figures = detection_drill(stack, watch).figures()
         figures += patroni_leader_drill(log_dir).figures()
     except MissingBinary as missing:

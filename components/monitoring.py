@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from components.config import DatabaseConfig, MonitoringConfig, ReceiversConfig
+from components.config import BackupsConfig, DatabaseConfig, MonitoringConfig, ReceiversConfig
 from components.render.alert_rules import DEFAULT_FOR_S, AlertRuleSettings
 from components.render.alertmanager import AlertmanagerSettings, Email, Slack, Webhook
 from components.render.blackbox import TLS_EXPIRY_MODULE
 from components.render.prometheus import (
     JOB_ALERTMANAGER,
     JOB_APP,
+    JOB_BACKUPS,
     JOB_HAPROXY,
     JOB_PATRONI,
     JOB_POSTGRES,
@@ -28,10 +29,6 @@ from components.render.prometheus import (
     ScrapeJob,
     ScrapeTarget,
 )
-
-# PostgreSQL's archive_timeout until the backups component sets it (backups.archiveTimeoutS).
-DEFAULT_ARCHIVE_TIMEOUT_S = 60
-
 
 @dataclass(frozen=True)
 class ScrapeTargets:
@@ -47,6 +44,8 @@ class ScrapeTargets:
     patroni: Mapping[str, str] = field(default_factory=dict)
     # node_exporters that see the data volumes.
     volumes: Sequence[str] = ()
+    # node_exporters serving the backup job's reports (render/backup_report.py).
+    backups: Sequence[str] = ()
     alertmanagers: Sequence[str] = ()
     # HTTPS endpoints whose certificates the blackbox exporter `tls_prober` checks.
     tls_endpoints: Sequence[str] = ()
@@ -68,6 +67,7 @@ def scrape_jobs(targets: ScrapeTargets) -> tuple[ScrapeJob, ...]:
         ScrapeJob(JOB_POSTGRES, per_node(targets.postgres_exporters)),
         ScrapeJob(JOB_PATRONI, per_node(targets.patroni)),
         ScrapeJob(JOB_VOLUMES, plain(targets.volumes)),
+        ScrapeJob(JOB_BACKUPS, plain(targets.backups)),
         *([ScrapeJob(JOB_TLS, plain(targets.tls_endpoints), prober=targets.tls_prober, module=TLS_EXPIRY_MODULE)]
           if targets.tls_prober else []),
     )
@@ -85,13 +85,13 @@ def prometheus_settings(targets: ScrapeTargets, *, scrape_interval_s: float, eva
     )
 
 
-def alert_rule_settings(config: MonitoringConfig, database: DatabaseConfig,
-                        archive_timeout_s: float = DEFAULT_ARCHIVE_TIMEOUT_S) -> AlertRuleSettings:
+def alert_rule_settings(config: MonitoringConfig, database: DatabaseConfig, backups: BackupsConfig) -> AlertRuleSettings:
     return AlertRuleSettings(
         runbook_base_url=config.runbook_base_url,
         expected_replicas=database.replicas,
         patroni=database.failover == "patroni",
-        archive_timeout_s=archive_timeout_s,
+        backups=backups.enabled,
+        archive_timeout_s=backups.archive_timeout_s,
         backup_max_age_s=config.backup_max_age_hours * 3600,
         # At least four scrapes, so increase() always has two samples to compare.
         counter_window_s=max(300, 4 * config.scrape_interval_s),

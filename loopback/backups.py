@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.render.backup_report import BackupReportSettings, backup_report_script
 from components.render.pgbackrest import (
     CIPHER_PASS_ENV,
     BackupJobSettings,
@@ -124,11 +125,18 @@ class LoopbackBackups:
             raise RuntimeError(f"pgbackrest info failed: {result.stderr}")
         return json.loads(result.stdout)[0]
 
-    def run_backup_job(self, kind: str, settings: PgBackRestSettings | None = None) -> str:
-        """Run the rendered scheduled-job script (`full`, `diff` or `ensure`) as the scheduler would."""
+    def run_backup_job(self, kind: str, settings: PgBackRestSettings | None = None, *,
+                       report_dir: Path | None = None) -> str:
+        """Run the rendered scheduled-job script (`full`, `diff` or `ensure`) as the scheduler would;
+        with `report_dir`, through the rendered backup report, as the Docker scheduler's crontab does."""
         settings = settings or self.primary_settings()
         script = Path(settings.config_path).parent / "hastack-backup"
         script.write_text(backup_job_script(BackupJobSettings(backup=settings, psql=find("psql"))))
+        if report_dir is not None:
+            script.chmod(0o755)
+            job, script = script, script.with_name("hastack-scheduled-backup")
+            script.write_text(backup_report_script(BackupReportSettings(backup=settings, job_path=str(job),
+                                                                        directory=str(report_dir))))
         result = subprocess.run(as_postgres(["sh", str(script), kind]), env=self.env, capture_output=True,
                                 text=True, timeout=BACKUP_TIMEOUT_S)
         if result.returncode != 0:

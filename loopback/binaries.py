@@ -39,5 +39,6 @@ def find(name: str) -> str:
                "prometheus": "prometheus", "promtool": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager",
                "amtool": "prometheus-alertmanager",
                "prometheus-postgres-exporter": "prometheus-postgres-exporter",
-               "prometheus-blackbox-exporter": "prometheus-blackbox-exporter"}.get(name, "postgresql-15")
+               "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",
+               "prometheus-node-exporter": "prometheus-node-exporter"}.get(name, "postgresql-15")
     raise MissingBinary(f"{name} is not installed; run: apt-get install -y {package}")

@@ -1,25 +1,27 @@
 """The detection drill: real Prometheus and postgres_exporter watch the stack on loopback,
 and each fault must turn into its alert *firing* in Prometheus's API.
 
-    with run_loopback_stack() as stack, watching(stack) as watch:
+    with run_loopback_stack(backups=True) as stack, watching(stack) as watch:
         result = detection_drill(stack, watch)
 
-`watching` enables WAL archiving on the loopback primary (archive_mode needs a restart,
-so this happens before anything is measured), creates the exporter's pg_monitor role
-with the rendered SQL, starts one Debian postgres_exporter per DB node with the rendered
-custom queries, a Debian Alertmanager with the rendered alertmanager.yml whose webhook
-receiver is a local sink, and a Debian Prometheus with the rendered prometheus.yml and
-rule file: the same renderers and the same `components.monitoring` settings the Docker
-platform uses, with short intervals and `for` durations so the drill takes seconds.
+The stack's nodes archive WAL through the rendered pgBackRest archive_command into a
+repository (loopback/backups.py). `watching` creates the exporter's pg_monitor role with
+the rendered SQL, starts one Debian postgres_exporter per DB node with the rendered custom
+queries, a Debian node_exporter whose textfile collector serves the backup report
+(render/backup_report.py), a Debian Alertmanager with the rendered alertmanager.yml whose
+webhook receiver is a local sink, and a Debian Prometheus with the rendered prometheus.yml
+and rule file: the same renderers and the same `components.monitoring` settings the
+Docker platform uses, with short intervals and `for` durations so the drill takes seconds.
 
-The faults, one after the other, each timed from the fault to the alert's `firing`:
-1. SIGKILL an app replica      -> BackendServerDown{server=<it>}
-2. SIGKILL the DB replica      -> PostgresReplicaNotStreaming
-3. make the archive unwritable -> PostgresWalArchiveFailing. The backups component
-   (pgBackRest) is not on this branch yet, so the primary archives with a plain
-   `cp` into a directory; the fault is `chmod 000` on it plus a WAL switch, so the
-   next segment is due at once rather than after archive_timeout. Also timed: until
-   Alertmanager's webhook POST of it arrives.
+The faults, one after the other, each timed to the alert's `firing`:
+1. SIGKILL an app replica -> BackendServerDown{server=<it>}
+2. SIGKILL the DB replica -> PostgresReplicaNotStreaming
+3. a backup through the rendered job and report, then none for longer than the drill's
+   allowed age -> PostgresBackupTooOld, timed from the moment the reported backup became
+   too old
+4. the pgBackRest repository made unwritable (`chmod 000`) plus a WAL switch, so a
+   segment is due at once rather than after archive_timeout -> PostgresWalArchiveFailing.
+   Also timed: until Alertmanager's webhook POST of it arrives.
 
 `patroni_leader_drill` does the same for `PatroniNoLeader` over real Patroni members.
 """
@@ -40,10 +42,11 @@ from pathlib import Path
 
 import httpx
 
-from components.config import DatabaseConfig, MonitoringConfig, ReceiversConfig, WebhookReceiverConfig
+from components.config import BackupsConfig, DatabaseConfig, MonitoringConfig, ReceiversConfig, WebhookReceiverConfig
 from components.monitoring import ScrapeTargets, alert_rule_settings, alertmanager_settings, prometheus_settings
 from components.render.alert_rules import DEFAULT_FOR_S, AlertRuleSettings, render_alert_rules
 from components.render.alertmanager import GROUP_WAIT_S, render_alertmanager_yml
+from components.render.backup_report import NEWEST_BACKUP_METRIC
 from components.render.postgres_exporter import (
     IN_RECOVERY,
     exporter_tls_query,
@@ -70,6 +73,9 @@ DRILL_FOR_S = 5.0
 # increase() over this many seconds: longer than the archiver's 60 s pause between failing
 # bursts (render/alert_rules.py ARCHIVER_RETRY_PAUSE_S), so the alert stays firing.
 COUNTER_WINDOW_S = 90.0
+# The drill's allowed backup age: longer than the job takes from the backup's end through
+# `pgbackrest check` to the report, plus a scrape.
+DRILL_BACKUP_MAX_AGE_S = 10.0
 # How long a drill step may wait for its alert before the drill fails.
 ALERT_DEADLINE_S = 60.0
 MONITOR_PASSWORD = "loopback-monitor"
@@ -82,8 +88,8 @@ class Watch:
     prometheus_url: str
     log_dir: Path
     sink: WebhookSink | None = None
-    # The loopback primary's archive (the stack drill only).
-    archive_dir: Path | None = None
+    # Where the backup job writes its report (the stack drill only).
+    report_dir: Path | None = None
 
     def firing(self, alert: str, **labels: str) -> bool:
         """Whether `alert` with `labels` is in state `firing` in /api/v1/alerts."""
@@ -117,23 +123,6 @@ def _psql_on_primary(cluster: PgCluster, sql: str) -> None:
         raise RuntimeError(f"psql failed ({result.returncode}): {result.stdout}{result.stderr}")
 
 
-def _enable_archiving(stack: LoopbackStack, archive_dir: Path) -> None:
-    """archive_mode=on with a plain copy into `archive_dir`; restarts the primary, then waits
-    until the replica streams again and the LB sees every app ready."""
-    archive_dir.mkdir()
-    chown_to_postgres(archive_dir)
-    db = stack.db
-    _psql_on_primary(stack.primary, (
-        "ALTER SYSTEM SET archive_mode = on;\n"
-        f"ALTER SYSTEM SET archive_command = 'test ! -f {archive_dir}/%f && cp %p {archive_dir}/%f';\n"))
-    stack.primary.stop()
-    stack.primary.start(db.server_flags)
-    with db.connect(stack.primary) as conn:
-        wait_until(lambda: conn.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
-                   .fetchone()[0] == len(db.replicas), 60, "replicas streaming after the primary's restart", 0.1)
-    stack.wait_all_up()
-
-
 def _start(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -158,6 +147,18 @@ def _exporter(running: ExitStack, node: str, cluster: PgCluster, queries: Path, 
                      {"DATA_SOURCE_URI": f"127.0.0.1:{cluster.port}/postgres?{exporter_tls_query(ca_file)}",
                       "DATA_SOURCE_USER": MONITOR_ROLE, "DATA_SOURCE_PASS": MONITOR_PASSWORD,
                       "PG_EXPORTER_EXTEND_QUERY_PATH": str(queries)})
+    running.callback(_stop, process)
+    wait_for_port(port, 30)
+    return f"127.0.0.1:{port}"
+
+
+def textfile_exporter(running: ExitStack, directory: Path, log_dir: Path) -> str:
+    """Debian's node_exporter with only the textfile collector, over `directory`, as the
+    Docker platform runs it over the backup reports' volume."""
+    port = free_port()
+    process = _start([find("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{port}",
+                      "--collector.disable-defaults", "--collector.textfile",
+                      f"--collector.textfile.directory={directory}"], log_dir / "backup-reports-exporter.log")
     running.callback(_stop, process)
     wait_for_port(port, 30)
     return f"127.0.0.1:{port}"
@@ -213,14 +214,15 @@ def _alertmanager(running: ExitStack, log_dir: Path) -> tuple[str, WebhookSink]:
 
 @contextmanager
 def prometheus_watching(targets: ScrapeTargets, database: DatabaseConfig, log_dir: Path,
-                        sink: WebhookSink | None = None) -> Iterator[Watch]:
+                        sink: WebhookSink | None = None, backups: BackupsConfig | None = None) -> Iterator[Watch]:
     """Debian's Prometheus with the rendered prometheus.yml and rule file for `database`, the
     drill's short timings, scraping `targets` (`prometheus` is filled in); yields once every
-    target is up, stops it on exit."""
+    target is up, stops it on exit. `backups`: the stack's backups (None: off, no backup rule)."""
     port = free_port()
     targets = replace(targets, prometheus=f"127.0.0.1:{port}")
     rules_file = log_dir / "hastack.yml"
-    rules_file.write_text(render_alert_rules(_drill_timings(alert_rule_settings(MonitoringConfig(), database))))
+    rules = alert_rule_settings(MonitoringConfig(), database, backups or BackupsConfig(enabled=False))
+    rules_file.write_text(render_alert_rules(_drill_timings(rules)))
     config = log_dir / "prometheus.yml"
     config.write_text(render_prometheus_yml(prometheus_settings(
         targets, scrape_interval_s=SCRAPE_INTERVAL_S, evaluation_interval_s=EVALUATION_INTERVAL_S,
@@ -238,12 +240,15 @@ def prometheus_watching(targets: ScrapeTargets, database: DatabaseConfig, log_di
 
 @contextmanager
 def watching(stack: LoopbackStack) -> Iterator[Watch]:
-    """Archiving on, exporters, Alertmanager and Prometheus up and every target scraped; all
-    stopped on exit."""
+    """Exporters, Alertmanager and Prometheus up and every target scraped over a stack whose
+    nodes archive into pgBackRest (`run_loopback_stack(backups=True)`); all stopped on exit."""
+    if stack.backups is None:
+        raise ValueError("the detection drill needs a stack that archives into pgBackRest: run_loopback_stack(backups=True)")
     log_dir = stack.root / "monitoring"
     log_dir.mkdir()
-    archive_dir = stack.db.root / "archive"
-    _enable_archiving(stack, archive_dir)
+    report_dir = stack.backups.root / "backup-reports"
+    report_dir.mkdir()
+    chown_to_postgres(report_dir)
     _psql_on_primary(stack.primary,
                      f"\\set monitor_password '{MONITOR_PASSWORD}'\n{monitor_role_sql('monitor_password')}")
     queries = log_dir / "queries.yaml"
@@ -258,21 +263,20 @@ def watching(stack: LoopbackStack) -> Iterator[Watch]:
             haproxy=[f"127.0.0.1:{stack.haproxy.settings.stats_port}"],
             apps=[f"127.0.0.1:{app.port}" for app in stack.apps],
             postgres_exporters=exporters,
+            backups=[textfile_exporter(running, report_dir, log_dir)],
             alertmanagers=[alertmanager],
         )
+        backups = BackupsConfig(archive_timeout_s=stack.backups.archive_timeout_s)
         watch = running.enter_context(
-            prometheus_watching(targets, DatabaseConfig(replicas=len(stack.db.replicas)), log_dir, sink))
-        watch.archive_dir = archive_dir
-        try:
-            yield watch
-        finally:
-            # Let the postgres user tidy up its own tree on the stack's exit.
-            archive_dir.chmod(0o700)
+            prometheus_watching(targets, DatabaseConfig(replicas=len(stack.db.replicas)), log_dir, sink, backups))
+        watch.report_dir = report_dir
+        yield watch
 
 
 def _drill_timings(rules: AlertRuleSettings) -> AlertRuleSettings:
-    """The production rule settings with the drill's short `for` and counter window."""
-    return replace(rules, for_s={name: DRILL_FOR_S for name in DEFAULT_FOR_S}, counter_window_s=COUNTER_WINDOW_S)
+    """The production rule settings with the drill's short `for`, counter window and backup age."""
+    return replace(rules, for_s={name: DRILL_FOR_S for name in DEFAULT_FOR_S}, counter_window_s=COUNTER_WINDOW_S,
+                   backup_max_age_s=DRILL_BACKUP_MAX_AGE_S)
 
 
 def _ready(watch: Watch) -> bool:
@@ -290,6 +294,8 @@ CUSTOM_METRICS = (IN_RECOVERY, REPLAY_AGE_SECONDS, REPLAY_PENDING_BYTES, WAL_UNA
 class DetectionResult:
     backend_alert_s: float
     replica_alert_s: float
+    # From the moment the reported backup became older than the allowed age.
+    backup_alert_s: float
     archive_alert_s: float
     # From the archive fault to Alertmanager's webhook POST with the alert firing.
     archive_notified_s: float
@@ -297,6 +303,9 @@ class DetectionResult:
     quiet_before: dict[str, bool]
     # Custom metric -> how many DB nodes exported it before the faults.
     custom_metric_nodes: dict[str, int]
+    # The newest backup's end in `pgbackrest info`, and what Prometheus read from the report.
+    backup_stop: int = 0
+    reported_backup_stop: float = 0.0
 
     def figures(self) -> list[Figure]:
         notify_target = ALERT_TARGET_S + GROUP_WAIT_S["critical"]
@@ -305,8 +314,10 @@ class DetectionResult:
                           "SIGKILL app-1"),
             _alert_figure("monitoring_replica_not_streaming_alert_seconds", self.replica_alert_s,
                           "PostgresReplicaNotStreaming", "SIGKILL the DB replica"),
+            _alert_figure("monitoring_backup_too_old_alert_seconds", self.backup_alert_s, "PostgresBackupTooOld",
+                          f"no backup for {DRILL_BACKUP_MAX_AGE_S:g} s after one through the rendered job and report"),
             _alert_figure("monitoring_wal_archive_failing_alert_seconds", self.archive_alert_s,
-                          "PostgresWalArchiveFailing", "archive dir made unwritable, then pg_switch_wal()"),
+                          "PostgresWalArchiveFailing", "pgBackRest repository made unwritable, then pg_switch_wal()"),
             Figure(DRILL, "monitoring_wal_archive_failing_notified_seconds", self.archive_notified_s, "s",
                    {"target_s": notify_target, "met": self.archive_notified_s <= notify_target,
                     "view": "Alertmanager webhook POST received", "group_wait_s": GROUP_WAIT_S["critical"]}),
@@ -339,19 +350,47 @@ def detection_drill(stack: LoopbackStack, watch: Watch) -> DetectionResult:
     stack.replica.kill()
     replica_s = watch.seconds_until_firing("PostgresReplicaNotStreaming", started)
 
+    backup_s, quiet["PostgresBackupTooOld"], stop, reported = _backup_ages_out(stack, watch)
+
     quiet["PostgresWalArchiveFailing"] = not watch.firing("PostgresWalArchiveFailing")
+    repository = Path(stack.backups.repository.path)
+    mode = repository.stat().st_mode & 0o7777
     started = time.monotonic()
-    watch.archive_dir.chmod(0)
-    with stack.db.connect(stack.primary) as conn:
-        # A segment with something in it, so the switch really hands one to the archiver.
-        conn.execute("CREATE TABLE IF NOT EXISTS monitoring_drill (at timestamptz); INSERT INTO monitoring_drill VALUES (now())")
-        conn.execute("SELECT pg_switch_wal()")
-    archive_s = watch.seconds_until_firing("PostgresWalArchiveFailing", started, node="primary")
-    wait_until(lambda: watch.sink.first_firing("PostgresWalArchiveFailing") is not None, ALERT_DEADLINE_S,
-               "the archive alert's webhook notification", 0.05)
+    repository.chmod(0)
+    try:
+        with stack.db.connect(stack.primary) as conn:
+            # A segment with something in it, so the switch really hands one to the archiver.
+            conn.execute("CREATE TABLE IF NOT EXISTS monitoring_drill (at timestamptz); INSERT INTO monitoring_drill VALUES (now())")
+            conn.execute("SELECT pg_switch_wal()")
+        archive_s = watch.seconds_until_firing("PostgresWalArchiveFailing", started, node="primary")
+        wait_until(lambda: watch.sink.first_firing("PostgresWalArchiveFailing") is not None, ALERT_DEADLINE_S,
+                   "the archive alert's webhook notification", 0.05)
+    finally:
+        repository.chmod(mode)
     notified_s = watch.sink.first_firing("PostgresWalArchiveFailing") - started
-    return DetectionResult(backend_alert_s=backend_s, replica_alert_s=replica_s, archive_alert_s=archive_s,
-                           archive_notified_s=notified_s, quiet_before=quiet, custom_metric_nodes=custom)
+    return DetectionResult(backend_alert_s=backend_s, replica_alert_s=replica_s, backup_alert_s=backup_s,
+                           archive_alert_s=archive_s, archive_notified_s=notified_s, quiet_before=quiet,
+                           custom_metric_nodes=custom, backup_stop=stop, reported_backup_stop=reported)
+
+
+def _backup_ages_out(stack: LoopbackStack, watch: Watch) -> tuple[float, bool, int, float]:
+    """A full backup through the rendered job and report; Prometheus reads its end from the
+    report, then the alert fires once that backup is older than the allowed age. Returns
+    (seconds from "too old" to firing, quiet on the fresh report, info's stop, reported stop)."""
+    stack.backups.run_backup_job("full", report_dir=watch.report_dir)
+    info = stack.backups.info()
+    stop = max(backup["timestamp"]["stop"] for backup in info["backup"])
+    newest = f'{NEWEST_BACKUP_METRIC}{{stanza="{info["name"]}"}}'
+    wait_until(lambda: [float(s["value"][1]) for s in watch.series(newest)] == [stop], ALERT_DEADLINE_S,
+               "the backup report scraped", 0.05)
+    too_old_at = stop + DRILL_BACKUP_MAX_AGE_S
+    if time.time() >= too_old_at:
+        raise RuntimeError(f"the backup was older than {DRILL_BACKUP_MAX_AGE_S} s before Prometheus read its report: "
+                           "the drill's allowed age is too short to time the alert")
+    quiet = not watch.firing("PostgresBackupTooOld")
+    wait_until(lambda: watch.firing("PostgresBackupTooOld", stanza=info["name"]), ALERT_DEADLINE_S,
+               "alert PostgresBackupTooOld firing", 0.05)
+    return time.time() - too_old_at, quiet, stop, float(watch.series(newest)[0]["value"][1])
 
 
 @dataclass

@@ -2,7 +2,8 @@
 on 127.0.0.1, every piece configured by the same renderers the Docker components use.
 
 - PostgreSQL primary + streaming replicas (loopback/replication.py: rendered flags,
-  pg_hba, init script and replica bootstrap script), or with `database="patroni"` a
+  pg_hba, init script and replica bootstrap script), with `backups=True` archiving every
+  node's WAL into a pgBackRest repository (loopback/backups.py), or with `database="patroni"` a
   Patroni cluster over three etcd members (loopback/patroni.py: rendered patroni.yml
   and etcd flags, synchronous mode), as `failover: patroni` builds it;
 - N reference-app processes (loopback/app.py) whose DATABASE_URL / DATABASE_READ_URL
@@ -43,6 +44,7 @@ from components.render.haproxy import APP_BACKEND, READ_BACKEND
 from components.render.postgres import REPLICATION_PASSWORD_ENV, replica_bootstrap_script
 
 from .app import AppProcess, app_cluster, database_url, start_app
+from .backups import LoopbackBackups, loopback_backups
 from .binaries import find
 from .certificates import LoopbackCertificates
 from .haproxy import UP, LoopbackHaproxy, loopback_settings
@@ -101,6 +103,8 @@ class LoopbackStack:
     writer_url: str
     reader_url: str
     app_env: dict[str, str]
+    # The pgBackRest repository every node archives into (`backups=True`).
+    backups: LoopbackBackups | None = None
 
     @property
     def url(self) -> str:
@@ -202,9 +206,20 @@ def _node_urls(db: StackDatabase) -> tuple[str, str]:
 @contextmanager
 def _streaming_database(replicas: int) -> Iterator[LoopbackDatabase]:
     with loopback_database(replicas=replicas) as db:
-        for index in range(replicas):
-            db.start_replica(index)
-        yield db
+        yield _with_replicas(db, replicas)
+
+
+@contextmanager
+def _backed_up_database(replicas: int) -> Iterator[LoopbackBackups]:
+    with loopback_backups(replicas) as backups:
+        _with_replicas(backups.db, replicas)
+        yield backups
+
+
+def _with_replicas(db: LoopbackDatabase, replicas: int) -> LoopbackDatabase:
+    for index in range(replicas):
+        db.start_replica(index)
+    return db
 
 
 def _running_database(kind: DatabaseKind, replicas: int) -> AbstractContextManager[StackDatabase]:
@@ -219,18 +234,22 @@ def _running_database(kind: DatabaseKind, replicas: int) -> AbstractContextManag
 def run_loopback_stack(app_replicas: int = 3, db_replicas: int = 1, *,
                    database: DatabaseKind = "streaming",
                    app_env: Mapping[str, str] | None = None,
-                   tls: bool = False) -> Iterator[LoopbackStack]:
+                   tls: bool = False, backups: bool = False) -> Iterator[LoopbackStack]:
     """Start the stack, wait until the LB sees every app UP, yield it; stop it all on exit.
     HAProxy's health checks have the stack config's defaults, as in the shipped stacks.
 
     `database` picks the self-hosted DB mode; `app_env` adds to or overrides the app's
     environment (loopback/app.py LOOPBACK_ENV); `tls` makes HAProxy terminate HTTPS with
-    the stack's server certificate.
+    the stack's server certificate; `backups` makes the streaming database archive into a
+    pgBackRest repository (stack.backups).
     """
+    if backups and database != "streaming":
+        raise ValueError("backups=True runs with the streaming database only")
     root = Path(tempfile.mkdtemp(prefix="hastack-stack-"))
     try:
         with ExitStack() as running:
-            db = running.enter_context(_running_database(database, db_replicas))
+            repository = running.enter_context(_backed_up_database(db_replicas)) if backups else None
+            db = repository.db if repository else running.enter_context(_running_database(database, db_replicas))
             writer_url, reader_url = _node_urls(db)
             storage = root / "shared"
             storage.mkdir()
@@ -247,7 +266,7 @@ def run_loopback_stack(app_replicas: int = 3, db_replicas: int = 1, *,
                                                         tls_bundle=tls_bundle, read_health_path=READ_HEALTH_PATH),
                                       root)
             stack = LoopbackStack(root=root, storage=storage, db=db, apps=apps, haproxy=haproxy,
-                                  writer_url=writer_url, reader_url=reader_url, app_env=env)
+                                  writer_url=writer_url, reader_url=reader_url, app_env=env, backups=repository)
             running.enter_context(haproxy)
             stack.wait_all_up()
             yield stack

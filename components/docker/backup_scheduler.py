@@ -8,6 +8,8 @@ backup_job_script) backs up only while its node is the primary, so a failover, m
 Patroni's, moves the schedule with it. supercronic is built into the database image
 (images/postgres/Dockerfile); it passes the container's environment (the passphrase) to
 its jobs and logs them to stdout (https://github.com/aptible/supercronic#why-supercronic).
+The crontab runs the job through the backup report (render/backup_report.py), which then
+writes when the repository's newest backup finished into REPORT_DIR, for monitoring.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import BackupsConfig
-from components.docker.backups import NodeBackup
+from components.docker.backups import REPORT_DIR, NodeBackup
+from components.render.backup_report import BackupReportSettings, backup_report_script
 from components.render.pgbackrest import BackupJobSettings, backup_job_script, render_crontab
 
 BACKUP_JOB = "/usr/local/bin/hastack-backup"
+# What the crontab runs: the job, then the backup report.
+BACKUP_REPORT = "/usr/local/bin/hastack-scheduled-backup"
 CRONTAB = "/etc/hastack/crontab"
 # A running backup gets this long to finish its file and release its lock.
 STOP_GRACE_S = 60
@@ -52,7 +57,7 @@ class BackupScheduler(pulumi.ComponentResource):
     def __init__(self, name: str, args: BackupSchedulerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:docker:BackupScheduler", name, None, opts)
         crontab = docker.ContainerUploadArgs(
-            file=CRONTAB, content=render_crontab(args.config.schedule.full, args.config.schedule.diff, BACKUP_JOB),
+            file=CRONTAB, content=render_crontab(args.config.schedule.full, args.config.schedule.diff, BACKUP_REPORT),
             permissions="0644")
         self.container_names = [
             docker.Container(
@@ -62,13 +67,15 @@ class BackupScheduler(pulumi.ComponentResource):
                 command=[],
                 user="postgres",
                 envs=node.backup.envs,
-                volumes=[docker.ContainerVolumeArgs(from_container=node.container.name)],
+                volumes=[docker.ContainerVolumeArgs(from_container=node.container.name), *node.backup.report_volumes],
                 networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
                 uploads=[
                     *node.backup.uploads,
                     crontab,
                     docker.ContainerUploadArgs(file=BACKUP_JOB, permissions="0755",
                                                content=backup_job_script(BackupJobSettings(backup=node.backup.settings))),
+                    docker.ContainerUploadArgs(file=BACKUP_REPORT, permissions="0755", content=backup_report_script(
+                        BackupReportSettings(backup=node.backup.settings, job_path=BACKUP_JOB, directory=REPORT_DIR))),
                 ],
                 restart="unless-stopped",
                 destroy_grace_seconds=STOP_GRACE_S,

@@ -8,7 +8,9 @@ mounts and uploads to archive into it, and one scheduler container per node.
 - Every node (primary, replicas, Patroni members) gets the same pgbackrest.conf, the
   secret environment and the mounts, because any of them may be the primary that
   archives; a standby with archive_mode=on archives nothing.
-- Each node has a scheduler container beside it (backup_scheduler.py).
+- Each node has a scheduler container beside it (backup_scheduler.py). With monitoring,
+  the schedulers write their backup reports (render/backup_report.py) into one `reports`
+  volume, which monitoring's textfile exporter reads.
 """
 
 from __future__ import annotations
@@ -25,18 +27,24 @@ from components.docker.storage import data_volume
 from components.render.pgbackrest import PgBackRestSettings, archive_parameters, render_pgbackrest_conf
 
 CONF_FILE = "/etc/pgbackrest/pgbackrest.conf"
+# Where the schedulers write the backup report; the image makes it the postgres user's, and
+# Docker gives a new, empty volume mounted there that owner and mode (images/postgres/Dockerfile).
+REPORT_DIR = "/var/lib/hastack/backup-reports"
 
 
 @dataclass(frozen=True)
 class BackupRepositoryArgs:
     config: BackupsConfig
     protect: bool
+    # A volume the schedulers' backup reports go into, for monitoring to read.
+    reports: bool = False
 
 
 class BackupRepository(pulumi.ComponentResource):
     """The repository's volume (type volume), or nothing to mount (s3, azure)."""
 
     volume_name: pulumi.Output[str] | None
+    report_volume_name: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: BackupRepositoryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:docker:BackupRepository", name, None, opts)
@@ -45,12 +53,21 @@ class BackupRepository(pulumi.ComponentResource):
         if repo.type == "volume":
             nfs = repo.volume.nfs if repo.volume.driver == "nfs" else None
             self.volume_name = data_volume(f"{name}-repository", nfs, self, args.protect).name
-        self.register_outputs({"volumeName": self.volume_name})
+        # Rewritten after every job from the repository itself, but protected like every
+        # volume of the stack: the schedulers and the exporter mount it.
+        self.report_volume_name = (docker.Volume(f"{name}-reports", driver="local", opts=data_options(self, args.protect)).name
+                                   if args.reports else None)
+        self.register_outputs({"volumeName": self.volume_name, "reportVolumeName": self.report_volume_name})
 
     def mounts(self) -> list[docker.ContainerVolumeArgs]:
         if self.volume_name is None:
             return []
         return [docker.ContainerVolumeArgs(volume_name=self.volume_name, container_path=REPOSITORY_MOUNT)]
+
+    def report_mounts(self) -> list[docker.ContainerVolumeArgs]:
+        if self.report_volume_name is None:
+            return []
+        return [docker.ContainerVolumeArgs(volume_name=self.report_volume_name, container_path=REPORT_DIR)]
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,8 @@ class NodeBackup:
     uploads: list[docker.ContainerUploadArgs]
     envs: list[pulumi.Output[str]]
     volumes: list[docker.ContainerVolumeArgs]
+    # The scheduler's own: where its backup reports go.
+    report_volumes: list[docker.ContainerVolumeArgs]
 
 
 def node_backup(alias: str, cluster: ClusterBackups, pg_path: str, parent: pulumi.Resource) -> NodeBackup:
@@ -86,4 +105,5 @@ def node_backup(alias: str, cluster: ClusterBackups, pg_path: str, parent: pulum
         uploads=[docker.ContainerUploadArgs(file=CONF_FILE, content=render_pgbackrest_conf(settings), permissions="0644")],
         envs=[env_entry(name, value) for name, value in backups.secret_env.items()],
         volumes=[*repository.mounts(), docker.ContainerVolumeArgs(volume_name=socket.name, container_path=SOCKET_DIR)],
+        report_volumes=repository.report_mounts(),
     )

@@ -3,6 +3,8 @@
 - one postgres_exporter per DB node, logging in over verified TLS as the pg_monitor role
   the database created, with hastack's custom queries (render/postgres_exporter.py);
 - one node_exporter that mounts every DB data volume read-only, for the volume-full alert;
+- with backups, one node_exporter whose textfile collector serves the backup schedulers'
+  reports (render/backup_report.py) from their volume, read-only, for the backup-age alert;
 - with HTTPS at the edge, one blackbox_exporter probing HAProxy's TLS listener, for the
   certificate-expiry alert;
 - Prometheus scraping them, HAProxy's /metrics, every app replica's /metrics and, with
@@ -24,6 +26,7 @@ import pulumi_docker as docker
 
 from components.config import (
     ALERTMANAGER_IMAGE,
+    BackupsConfig,
     BLACKBOX_EXPORTER_IMAGE,
     NODE_EXPORTER_IMAGE,
     POSTGRES_EXPORTER_IMAGE,
@@ -59,6 +62,7 @@ RULE_FILE = "/etc/prometheus/rules/hastack.yml"
 ALERTMANAGER_CONFIG = "/etc/alertmanager/alertmanager.yml"
 EXPORTER_QUERIES = "/etc/postgres_exporter/queries.yaml"
 BLACKBOX_CONFIG = "/etc/blackbox_exporter/config.yml"
+BACKUP_REPORTS = "/backup-reports"
 # Only loopback on the engine host: the UIs have no authentication.
 PUBLISH_ADDRESS = "127.0.0.1"
 
@@ -67,6 +71,7 @@ PUBLISH_ADDRESS = "127.0.0.1"
 class MonitoringArgs:
     config: MonitoringConfig
     database: DatabaseConfig
+    backups: BackupsConfig
     network_name: pulumi.Input[str]
     # The database's node aliases and their data volumes (PostgresCluster), in one order.
     db_nodes: Sequence[str]
@@ -80,6 +85,8 @@ class MonitoringArgs:
     # The stack CA, which the DB nodes' certificates are signed by.
     database_ca_pem: pulumi.Input[str]
     protect: bool
+    # The volume the backup schedulers write their reports into (None: no backups).
+    backup_reports_volume: pulumi.Input[str] | None = None
     # The database: its pg_monitor role exists before the exporters log in.
     depends_on: Sequence[pulumi.Resource] = ()
 
@@ -108,6 +115,7 @@ class Monitoring(pulumi.ComponentResource):
             patroni={node: f"{node}:{RESTAPI_PORT}" for node in args.db_nodes}
             if args.database.failover == "patroni" else {},
             volumes=[f"{volumes}:{NODE_EXPORTER_PORT}"],
+            backups=[f"{self._backup_report_exporter()}:{NODE_EXPORTER_PORT}"] if args.backup_reports_volume else [],
             alertmanagers=[f"{alertmanager}:{ALERTMANAGER_PORT}"],
             tls_endpoints=list(args.tls_endpoints),
             tls_prober=f"{self._tls_prober()}:{BLACKBOX_PORT}" if args.tls_endpoints else None,
@@ -115,7 +123,7 @@ class Monitoring(pulumi.ComponentResource):
         self.prometheus_config = render_prometheus_yml(prometheus_settings(
             targets, scrape_interval_s=args.config.scrape_interval_s,
             evaluation_interval_s=args.config.evaluation_interval_s, rule_file=RULE_FILE, stack=pulumi.get_stack()))
-        self.alert_rules = render_alert_rules(alert_rule_settings(args.config, args.database))
+        self.alert_rules = render_alert_rules(alert_rule_settings(args.config, args.database, args.backups))
         self._alertmanager(alertmanager)
         self._prometheus()
         self.prometheus_url = f"http://{PUBLISH_ADDRESS}:{args.config.prometheus_port}"
@@ -156,6 +164,18 @@ class Monitoring(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(volume_name=volume, container_path=f"{VOLUME_MOUNT_ROOT}/{node}", read_only=True)
                 for node, volume in zip(self._args.db_nodes, self._args.db_data_volumes, strict=True)
             ],
+        )
+        return alias
+
+    def _backup_report_exporter(self) -> str:
+        """node_exporter's textfile collector over the schedulers' backup reports, mounted read-only."""
+        alias = f"{self._name}-backups"
+        self._exporter(
+            alias, pulled_image(f"{alias}-image", NODE_EXPORTER_IMAGE, self),
+            command=["--collector.disable-defaults", "--collector.textfile",
+                     f"--collector.textfile.directory={BACKUP_REPORTS}"],
+            volumes=[docker.ContainerVolumeArgs(volume_name=self._args.backup_reports_volume,
+                                                container_path=BACKUP_REPORTS, read_only=True)],
         )
         return alias
 

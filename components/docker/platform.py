@@ -74,11 +74,11 @@ def self_hosted_database(
     secrets: StackSecrets,
     ca: StackCertificateAuthority,
     engine: pulumi.ResourceOptions | None,
+    backups: ClusterBackups | None,
 ) -> PostgresCluster:
     """PostgreSQL as `database.failover` asks: a primary and streaming replicas promoted by
     hand, or Patroni members over a three-member etcd cluster that fail over by themselves.
     Either way, with backups enabled every node archives into the pgBackRest repository."""
-    backups = cluster_backups(config, engine)
     if config.database.failover == "manual":
         return Database(
             "db",
@@ -122,7 +122,8 @@ def cluster_backups(config: StackConfig, engine: pulumi.ResourceOptions | None) 
     if not config.backups.enabled:
         return None
     backups = Backups("backups", BackupsArgs(config=config.backups, stanza="db", protect=config.protect))
-    repository = BackupRepository("backups", BackupRepositoryArgs(config=config.backups, protect=config.protect), engine)
+    repository = BackupRepository("backups", BackupRepositoryArgs(config=config.backups, protect=config.protect,
+                                                                  reports=config.monitoring.enabled), engine)
     return ClusterBackups(config=config.backups, backups=backups, repository=repository, protect=config.protect)
 
 
@@ -137,7 +138,8 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
     ca = StackCertificateAuthority("ca")
     network = Network("network", NetworkArgs(subnet=config.docker.subnet), engine)
     storage = Storage("storage", StorageArgs(config=config.storage, protect=config.protect), engine)
-    database = self_hosted_database(config, network, secrets, ca, engine)
+    backups = cluster_backups(config, engine)
+    database = self_hosted_database(config, network, secrets, ca, engine, backups)
     app = App(
         "app",
         AppArgs(
@@ -188,6 +190,7 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
             MonitoringArgs(
                 config=config.monitoring,
                 database=config.database,
+                backups=config.backups,
                 network_name=network.name,
                 db_nodes=database.node_aliases,
                 db_data_volumes=database.data_volume_names,
@@ -197,6 +200,7 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
                 monitor_password=secrets.db_monitor_password,
                 database_ca_pem=ca.certificate_pem,
                 protect=config.protect,
+                backup_reports_volume=backups.repository.report_volume_name if backups else None,
                 depends_on=[database],
             ),
             engine,

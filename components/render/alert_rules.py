@@ -10,9 +10,10 @@ the pinned exporters, checked against the real binaries (docs/monitoring.md):
 - Patroni's REST `/metrics` (`patroni_primary`, exported by 3.0.2 beside `patroni_master`,
   and the only one of the two Patroni 4 keeps);
 - node_exporter's filesystem collector, for the data volumes;
-- blackbox_exporter's TLS probe (render/blackbox.py) for certificates, and
-  pgbackrest_exporter for backup age; both selectors are settings (`certificate_expiry_metric`,
-  `backup_age_metric`).
+- node_exporter's textfile collector serving the backup job's report (render/backup_report.py)
+  for backup age, and blackbox_exporter's TLS probe (render/blackbox.py) for certificates;
+  both expressions are settings (`backup_age`, `certificate_expiry_metric`), for a
+  Prometheus of your own that gets them elsewhere.
 
 Every alert has `severity` (critical: users are or will shortly be hurt; warning: HA is
 degraded) and a `runbook_url` pointing at its section of docs/runbooks.md.
@@ -31,8 +32,9 @@ from .postgres_exporter import (
     REPLAY_PENDING_BYTES,
     WAL_UNARCHIVED_BYTES,
 )
+from .backup_report import NEWEST_BACKUP_METRIC
 from .haproxy import APP_BACKEND, READ_BACKEND
-from .prometheus import JOB_HAPROXY, JOB_PATRONI, JOB_POSTGRES, JOB_TLS, JOB_VOLUMES, duration
+from .prometheus import JOB_BACKUPS, JOB_HAPROXY, JOB_PATRONI, JOB_POSTGRES, JOB_TLS, JOB_VOLUMES, duration
 
 # The brief's replication-lag threshold.
 REPLICATION_LAG_BYTES = 1024 * 1024
@@ -53,9 +55,9 @@ APP_PROXIES = (APP_BACKEND, READ_BACKEND)
 # over a shorter window drops to 0 between bursts and the alert flaps.
 ARCHIVER_RETRY_PAUSE_S = 60
 
-# woblerr/pgbackrest_exporter: seconds since the newest completed backup of any type
-# (`backup_type="incr"` counts full and differential ones too).
-PGBACKREST_BACKUP_AGE = 'pgbackrest_backup_since_last_completion_seconds{backup_type="incr"}'
+# Seconds since the newest backup of any type finished, per stanza, from the backup job's
+# report; the max over every node's copy of it, which all read one repository.
+BACKUP_AGE = f'time() - max by (stanza) ({NEWEST_BACKUP_METRIC}{{job="{JOB_BACKUPS}"}})'
 # blackbox_exporter's TLS probe (render/blackbox.py): the earliest expiry (Unix time) in the served chain.
 BLACKBOX_CERT_EXPIRY = f'probe_ssl_earliest_cert_expiry{{job="{JOB_TLS}"}}'
 
@@ -85,12 +87,15 @@ class AlertRuleSettings:
     expected_replicas: int
     # `database.failover: patroni`: adds the Patroni leader rule.
     patroni: bool
+    # `backups.enabled`: adds the backup-age rule.
+    backups: bool = True
     # PostgreSQL's archive_timeout (backups.archiveTimeoutS): a working archive on a
     # database that writes sends a segment at least this often.
     archive_timeout_s: float = 60
     # The newest backup may be this old: the schedule's interval plus slack.
     backup_max_age_s: float = 26 * 3600
-    backup_age_metric: str = PGBACKREST_BACKUP_AGE
+    # PromQL: seconds since the newest backup, labelled by `stanza`.
+    backup_age: str = BACKUP_AGE
     certificate_expiry_metric: str = BLACKBOX_CERT_EXPIRY
     # The window of increase() on counters: at least two scrapes, and longer than the
     # archiver's pause between failing bursts.
@@ -192,10 +197,14 @@ def hastack_alerts(s: AlertRuleSettings) -> list[Alert]:
               "WAL archiving is failing",
               "{{ $labels.node }}: archive_command fails or has not archived for over twice archive_timeout; "
               "point-in-time recovery falls behind."),
-        Alert("PostgresBackupTooOld", "warning",
-              f"min by (stanza) ({s.backup_age_metric}) > {s.backup_max_age_s:g}",
-              "The newest backup is older than its schedule allows",
-              "Stanza {{ $labels.stanza }}: the newest backup is {{ $value | humanizeDuration }} old."),
+    ]
+    if s.backups:
+        alerts.append(Alert("PostgresBackupTooOld", "warning",
+                            # A stanza with no backup at all reports 0: it reads as very old, and fires.
+                            f"{s.backup_age} > {s.backup_max_age_s:g}",
+                            "The newest backup is older than its schedule allows",
+                            "Stanza {{ $labels.stanza }}: the newest backup finished {{ $value | humanizeDuration }} ago."))
+    alerts += [
         Alert("DataVolumeAlmostFull", "warning",
               f"1 - node_filesystem_avail_bytes{{{volumes}}} / node_filesystem_size_bytes{{{volumes}}} > {DATA_VOLUME_FULL_RATIO}",
               f"A data volume is more than {DATA_VOLUME_FULL_RATIO:.0%} full",

@@ -21,6 +21,7 @@ JOB_PATRONI = "patroni"
 JOB_APP = "app"
 JOB_VOLUMES = "volumes"
 JOB_TLS = "tls"
+JOB_BACKUPS = "backups"
 
 
 def duration(seconds: float) -> str:

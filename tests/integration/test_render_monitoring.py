@@ -14,10 +14,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from components.config import DatabaseConfig, MonitoringConfig, ReceiversConfig
+from components.config import BackupsConfig, DatabaseConfig, MonitoringConfig, ReceiversConfig
 from components.monitoring import ScrapeTargets, alert_rule_settings, alertmanager_settings, prometheus_settings
 from components.render.alert_rules import DEFAULT_FOR_S, AlertRuleSettings, hastack_alerts, render_alert_rules
 from components.render.alertmanager import render_alertmanager_yml
+from components.render.backup_report import NEWEST_BACKUP_METRIC
 from components.render.blackbox import TLS_EXPIRY_MODULE, render_blackbox_yml
 from components.render.prometheus import render_prometheus_yml
 from loopback.binaries import find
@@ -30,6 +31,8 @@ RULES = AlertRuleSettings(runbook_base_url="docs/runbooks.md", expected_replicas
 ALERTS = {alert.name: alert for alert in hastack_alerts(RULES)}
 PG = 'job="postgres",instance="x:9187",node="db-primary"'
 STANDBY = 'job="postgres",instance="y:9187",node="db-replica-0"'
+BACKUPS = 'job="backups",instance="monitoring-backups:9100"'
+STALE_BACKUPS = 'job="backups",instance="other:9100"'
 
 
 @pytest.fixture
@@ -49,7 +52,7 @@ def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def case(alert: str, series: dict[str, str], eval_time: str, labels: dict[str, str] | None,
-         description: str = "") -> dict:
+         description: str = "", interval: str = "15s") -> dict:
     """One promtool test: `series` over time, then at `eval_time` `alert` is firing with
     `labels` (and `description`), or, when `labels` is None, not firing at all."""
     expected = []
@@ -58,7 +61,7 @@ def case(alert: str, series: dict[str, str], eval_time: str, labels: dict[str, s
         expected = [{"exp_labels": {"severity": rule.severity, **labels},
                      "exp_annotations": {"summary": rule.summary, "description": description,
                                          "runbook_url": f"docs/runbooks.md#{alert.lower()}"}}]
-    return {"interval": "15s",
+    return {"interval": interval,
             "input_series": [{"series": name, "values": values} for name, values in series.items()],
             "alert_rule_test": [{"eval_time": eval_time, "alertname": alert, "exp_alerts": expected}]}
 
@@ -190,17 +193,20 @@ CASES = {
         case("PostgresWalArchiveFailing", {f"pg_stat_archiver_last_archive_age{{{PG}}}": "5000+15x12",
                                            f"hastack_pg_wal_unarchived_bytes{{{PG}}}": "0x12"}, "3m", None),
     ],
+    # promtool's clock starts at the Unix epoch: a backup that finished "100000 s before it" is old.
     ("PostgresBackupTooOld", True): [
-        case("PostgresBackupTooOld", {'pgbackrest_backup_since_last_completion_seconds{backup_type="incr",stanza="main"}':
-                                      "100000+15x80"}, "15m", {"stanza": "main"},
-             "Stanza main: the newest backup is 1d 4h 1m 40s old."),
+        case("PostgresBackupTooOld", {f"{NEWEST_BACKUP_METRIC}{{{BACKUPS},stanza=\"db\"}}": "-100000x80"}, "15m",
+             {"stanza": "db"}, "Stanza db: the newest backup finished 1d 4h 1m 40s ago."),
+        # A stanza with no backup at all reports 0, and fires once the allowed age has passed.
+        case("PostgresBackupTooOld", {f"{NEWEST_BACKUP_METRIC}{{{BACKUPS},stanza=\"db\"}}": "0x1600"}, "26h20m",
+             {"stanza": "db"}, "Stanza db: the newest backup finished 1d 2h 20m 0s ago.", interval="1m"),
     ],
     ("PostgresBackupTooOld", False): [
-        case("PostgresBackupTooOld", {'pgbackrest_backup_since_last_completion_seconds{backup_type="incr",stanza="main"}':
-                                      "3600+15x80",
-                                      # The full backup is old, but a newer differential counts.
-                                      'pgbackrest_backup_since_last_completion_seconds{backup_type="full",stanza="main"}':
-                                      "500000+15x80"}, "15m", None),
+        case("PostgresBackupTooOld", {f"{NEWEST_BACKUP_METRIC}{{{BACKUPS},stanza=\"db\"}}": "-3600x80"}, "15m", None),
+        # A node whose report is stale (its scheduler stopped) beside one with the newest backup: the newest counts.
+        case("PostgresBackupTooOld", {f"{NEWEST_BACKUP_METRIC}{{{BACKUPS},stanza=\"db\"}}": "-3600x80",
+                                      f"{NEWEST_BACKUP_METRIC}{{{STALE_BACKUPS},stanza=\"db\"}}": "-500000x80"},
+             "15m", None),
     ],
     ("DataVolumeAlmostFull", True): [
         case("DataVolumeAlmostFull", {'node_filesystem_avail_bytes{job="volumes",mountpoint="/volumes/db-primary"}': "10x30",
@@ -244,10 +250,11 @@ def test_promtool_unit_tests_every_alert_firing_and_quiet(promtool, tmp_path: Pa
                                       DatabaseConfig(replicas=0)], ids=["manual", "patroni", "no-replica"])
 def test_rendered_prometheus_config_and_rules_pass_promtool_check(promtool, tmp_path: Path, database):
     rules = tmp_path / "hastack.yml"
-    rules.write_text(render_alert_rules(alert_rule_settings(MonitoringConfig(), database)))
+    rules.write_text(render_alert_rules(alert_rule_settings(MonitoringConfig(), database, BackupsConfig())))
     targets = ScrapeTargets(prometheus="localhost:9090", haproxy=["lb:8404"], apps=["app-0:8000", "app-1:8000"],
                             postgres_exporters={"db-primary": "monitoring-postgres-db-primary:9187"},
                             patroni={"db-0": "db-0:8008"}, volumes=["monitoring-volumes:9100"],
+                            backups=["monitoring-backups:9100"],
                             alertmanagers=["monitoring-alertmanager:9093"], tls_endpoints=["lb:8443"],
                             tls_prober="monitoring-tls-probe:9115")
     config = tmp_path / "prometheus.yml"

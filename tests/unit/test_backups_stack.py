@@ -10,7 +10,7 @@ import json
 import pytest
 import yaml
 
-from components.docker.backup_scheduler import BACKUP_JOB, CRONTAB
+from components.docker.backup_scheduler import BACKUP_JOB, BACKUP_REPORT, CRONTAB
 from components.docker.backups import CONF_FILE
 from components.docker.database import RESTORE_SCRIPT, STANZA_CREATE_SCRIPT
 from components.docker.patroni import CONFIG_FILE as PATRONI_CONFIG_FILE
@@ -107,10 +107,11 @@ def test_each_node_has_a_scheduler_with_the_default_cron_and_its_volumes(shipped
         assert scheduler.inputs["entrypoints"] == ["supercronic", CRONTAB]
         assert scheduler.inputs["user"] == "postgres"
         crontab = upload(scheduler, CRONTAB)
-        assert f"0 1 * * 0 {BACKUP_JOB} full" in crontab and f"0 1 * * 1-6 {BACKUP_JOB} diff" in crontab
-        assert f"{BACKUP_JOB} ensure" in crontab
+        # Through the backup report (monitoring), which runs the job with the same argument.
+        assert f"0 1 * * 0 {BACKUP_REPORT} full" in crontab and f"0 1 * * 1-6 {BACKUP_REPORT} diff" in crontab
+        assert f"{BACKUP_REPORT} ensure" in crontab
         node = shipped.by_name(scheduler.name.removeprefix("backup-"))
-        assert [set(v) for v in scheduler.inputs["volumes"]] == [{"fromContainer"}]
+        assert set(scheduler.inputs["volumes"][0]) == {"fromContainer"}
         assert node.urn in scheduler.dependencies
         assert "pg_is_in_recovery" in upload(scheduler, BACKUP_JOB)
 

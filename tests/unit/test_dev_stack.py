@@ -239,7 +239,7 @@ def test_a_user_image_is_pulled_and_every_replica_gets_its_own_probe_and_no_pyth
 def test_a_stack_named_prod_protects_and_retains_every_data_volume():
     run = run_dev_with("prod", CONFIGURED_TLS_SECRET_KEYS, loadBalancer=dev_load_balancer_with_certificate())
     volumes = run.of_type(VOLUME)
-    assert sorted(v.name for v in volumes) == ["backups-repository", "db-primary-data", "db-primary-socket",
+    assert sorted(v.name for v in volumes) == ["backups-reports", "backups-repository", "db-primary-data", "db-primary-socket",
                                                "db-replica-0-data", "db-replica-0-socket", "monitoring-alertmanager-data",
                                                "monitoring-prometheus-data", "storage-shared"]
     assert all(v.protect and v.retain_on_delete for v in volumes)
@@ -358,7 +358,7 @@ def test_patroni_urls_list_every_member_and_are_secret():
 def test_patroni_in_a_stack_named_prod_protects_and_retains_every_data_volume():
     run = run_patroni(stack="prod")
     volumes = run.of_type(VOLUME)
-    assert sorted(v.name for v in volumes) == ["backups-repository", "db-0-data", "db-0-socket", "db-1-data", "db-1-socket",
+    assert sorted(v.name for v in volumes) == ["backups-reports", "backups-repository", "db-0-data", "db-0-socket", "db-1-data", "db-1-socket",
                                                "etcd-0-data", "etcd-1-data", "etcd-2-data",
                                                "monitoring-alertmanager-data", "monitoring-prometheus-data", "storage-shared"]
     assert all(v.protect and v.retain_on_delete for v in volumes)

@@ -19,7 +19,16 @@ from components.config import (
     PROMETHEUS_IMAGE,
 )
 from components.render.alert_rules import AlertRuleSettings, hastack_alerts, runbook_anchor
-from components.docker.monitoring import ALERTMANAGER_CONFIG, EXPORTER_QUERIES, PROMETHEUS_CONFIG, RULE_FILE
+from components.docker.backup_scheduler import BACKUP_JOB, BACKUP_REPORT, CRONTAB
+from components.docker.backups import REPORT_DIR
+from components.docker.monitoring import (
+    ALERTMANAGER_CONFIG,
+    BACKUP_REPORTS,
+    EXPORTER_QUERIES,
+    PROMETHEUS_CONFIG,
+    RULE_FILE,
+)
+from components.render.backup_report import NEWEST_BACKUP_METRIC
 from components.render.postgres import MONITOR_DB_PASSWORD_ENV
 from components.render.postgres_exporter import MONITOR_ROLE
 from plan.engine import PROJECT_DIR, ProgramError, ProgramRun, is_secret, run_program, run_stack_file, stack_file_config
@@ -56,8 +65,9 @@ def alert_names(run: ProgramRun) -> list[str]:
 
 def test_dev_runs_prometheus_alertmanager_and_an_exporter_per_db_node_from_pinned_images(dev):
     names = [c.name for c in containers(dev, "monitoring-")]
-    assert names == ["monitoring-alertmanager", "monitoring-postgres-db-primary", "monitoring-postgres-db-replica-0",
-                     "monitoring-prometheus", "monitoring-tls-probe", "monitoring-volumes"]
+    assert names == ["monitoring-alertmanager", "monitoring-backups", "monitoring-postgres-db-primary",
+                     "monitoring-postgres-db-replica-0", "monitoring-prometheus", "monitoring-tls-probe",
+                     "monitoring-volumes"]
     pulled = {r.inputs["name"] for r in dev.of_type(REMOTE_IMAGE)}
     assert {PROMETHEUS_IMAGE, ALERTMANAGER_IMAGE, POSTGRES_EXPORTER_IMAGE, NODE_EXPORTER_IMAGE,
             BLACKBOX_EXPORTER_IMAGE} <= pulled
@@ -75,6 +85,7 @@ def test_dev_prometheus_scrapes_haproxy_every_app_replica_and_every_db_exporter(
     assert targets["postgres"] == [("monitoring-postgres-db-primary:9187", {"node": "db-primary"}),
                                    ("monitoring-postgres-db-replica-0:9187", {"node": "db-replica-0"})]
     assert targets["volumes"] == [("monitoring-volumes:9100", {})]
+    assert targets["backups"] == [("monitoring-backups:9100", {})]
     # HAProxy's HTTPS listener, probed by the blackbox exporter for its certificate's expiry.
     assert targets["tls"] == [("lb:8443", {})]
     assert "patroni" not in targets
@@ -119,6 +130,33 @@ def test_the_volume_exporter_mounts_every_db_data_volume_read_only(dev):
         {"volumeName": "db-primary-data", "containerPath": "/volumes/db-primary", "readOnly": True},
         {"volumeName": "db-replica-0-data", "containerPath": "/volumes/db-replica-0", "readOnly": True},
     ]
+
+
+def test_every_scheduler_reports_its_backups_into_the_volume_the_textfile_exporter_reads(dev):
+    """The crontab runs the report, which runs the job; the exporter serves the report's dir."""
+    volume = "backups-reports"
+    exporter = dev.by_name("monitoring-backups").inputs
+    assert exporter["volumes"] == [{"volumeName": volume, "containerPath": BACKUP_REPORTS, "readOnly": True}]
+    assert exporter["command"] == ["--collector.disable-defaults", "--collector.textfile",
+                                   f"--collector.textfile.directory={BACKUP_REPORTS}"]
+    for node in ("db-primary", "db-replica-0"):
+        scheduler = dev.by_name(f"backup-{node}")
+        assert {"volumeName": volume, "containerPath": REPORT_DIR} in scheduler.inputs["volumes"]
+        assert f"{BACKUP_REPORT} ensure" in upload(scheduler, CRONTAB)
+        report = upload(scheduler, BACKUP_REPORT)
+        assert f"{BACKUP_JOB} \"$@\"" in report and f"{REPORT_DIR}/pgbackrest-db.prom" in report
+    assert "PostgresBackupTooOld" in alert_names(dev)
+    rules = yaml.safe_load(upload(dev.by_name("monitoring-prometheus"), RULE_FILE))["groups"][0]["rules"]
+    too_old = next(rule for rule in rules if rule["alert"] == "PostgresBackupTooOld")
+    assert too_old["expr"] == f'time() - max by (stanza) ({NEWEST_BACKUP_METRIC}{{job="backups"}}) > 93600'
+
+
+def test_without_backups_there_is_no_report_exporter_and_no_backup_age_rule():
+    run = dev_with(backups={"enabled": False})
+    assert containers(run, "monitoring-backups") == [] and "backups" not in scrape_targets(run)
+    assert "PostgresBackupTooOld" not in alert_names(run)
+    monitoring_off = dev_with(monitoring={"enabled": False})
+    assert not [r for r in monitoring_off.resources if r.name == "backups-reports"]
 
 
 def test_patroni_adds_every_members_rest_metrics_and_the_leader_rule():
