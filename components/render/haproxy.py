@@ -21,6 +21,9 @@ How the HA targets are met:
   so they keep being served while the write backend, checked on the writer path, is
   empty during a failover. HAProxy's own 503 for a write then carries Retry-After.
 
+The app's own Prometheus endpoint (APP_METRICS_PATH) is not served to clients: the web
+frontend answers it 404, and Prometheus scrapes every replica directly (docs/monitoring.md).
+
 HTTPS (`HaproxySettings.tls`): the web frontend also binds a TLS port (TLS 1.2 minimum,
 ALPN h2 and http/1.1), answers plain HTTP with a redirect to it, and sends HSTS on every
 HTTPS response (docs/docker.md "HTTPS").
@@ -35,6 +38,9 @@ from dataclasses import dataclass
 APP_BACKEND = "app"
 READ_BACKEND = "app_read"
 WEB_FRONTEND = "web"
+# The reference app's /metrics (app/hastack_app/metrics.py), which Prometheus scrapes on
+# each replica: request counts by route are nobody else's business.
+APP_METRICS_PATH = "/metrics"
 RESOLVERS_SECTION = "docker"
 
 # Consecutive failed requests (connection errors, 5xx) that take a server out without
@@ -273,6 +279,11 @@ def _web_frontend(settings: HaproxySettings) -> str:
         *(_https_lines(settings.bind_address, settings.tls) if settings.tls else []),
         "    option httplog",
         "    option dontlognull",
+        # Percent-decoded first, as the app's server decodes it (`/%6detrics` is /metrics),
+        # and with anything below it; the query string is not part of `path`.
+        f"    acl app_metrics path,url_dec -m str {APP_METRICS_PATH}",
+        f"    acl app_metrics path,url_dec -m beg {APP_METRICS_PATH}/",
+        "    http-request deny deny_status 404 if app_metrics",
         *([f"    use_backend {READ_BACKEND} if {{ method {' '.join(READ_METHODS)} }}"]
           if settings.read_health_path else []),
         f"    default_backend {APP_BACKEND}",

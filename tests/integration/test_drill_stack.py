@@ -25,6 +25,20 @@ def test_stack_serves_through_the_lb_with_every_db_node_in_the_app_urls(loopback
     assert all(app.env["DATABASE_URL"] == loopback_stack.writer_url for app in loopback_stack.apps)
 
 
+def test_the_apps_metrics_are_denied_at_the_lb_and_still_answer_on_each_replica(loopback_stack):
+    """Debian's haproxy with the rendered haproxy.cfg in front of the real app: /metrics, however
+    spelt, gets HAProxy's 404 (no replica is asked), while each replica answers it directly,
+    as Prometheus scrapes it."""
+    for path in ("/metrics", "/metrics?x=1", "/%6detrics", "/metrics/"):
+        answer = httpx.get(loopback_stack.url + path, timeout=5)
+        assert answer.status_code == 404 and "x-served-by" not in answer.headers, path
+    for app in loopback_stack.apps:
+        direct = httpx.get(f"http://127.0.0.1:{app.port}/metrics", timeout=5)
+        assert direct.status_code == 200 and "hastack_http_requests_total" in direct.text
+    # Any other path still reaches the app.
+    assert httpx.get(loopback_stack.url + "/", timeout=5).headers["x-served-by"].startswith("app-")
+
+
 @pytest.mark.usefixtures("stack_binaries_installed")
 def test_teardown_ends_every_process_and_removes_every_dir():
     with run_loopback_stack() as stack:
