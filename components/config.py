@@ -1013,6 +1013,9 @@ class StackConfig(_Model):
             )
         if self.platform != "swarm" and self.storage.driver == "plugin":
             raise ValueError("storage.driver 'plugin' applies to platform 'swarm' only; on docker use local or nfs")
+        if self.platform == "azure" and self.monitoring.receivers.slack is not None:
+            raise ValueError("monitoring.receivers.slack is not available on platform 'azure': an action group has no "
+                             "Slack receiver; use monitoring.receivers.webhook with a URL that posts to Slack")
         return self
 
     @property

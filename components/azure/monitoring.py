@@ -22,6 +22,12 @@ CPU_PERCENT = 80
 STORAGE_PERCENT = 85
 # Requests the gateway could not serve (backend unreachable, timeouts) per 5 minutes.
 FAILED_REQUESTS = 10
+# `is_db_alive` is 1 while the server answers, 0 when not, sampled every 20 s and kept as
+# the minute's maximum: a minute at 0 is a minute with no primary. ZoneRedundant HA fails
+# over within about two minutes, so this also reports each failover
+# (https://learn.microsoft.com/azure/azure-monitor/reference/supported-metrics/microsoft-dbforpostgresql-flexibleservers-metrics,
+# "Database Is Alive", Maximum, PT1M).
+DB_ALIVE_WINDOW = "PT1M"
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class MetricAlert:
     aggregation: str
     threshold: float
     severity: int
+    operator: str = "GreaterThan"
+    window: str = "PT5M"
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ class Monitoring(pulumi.ComponentResource):
                 enabled=True,
                 scopes=[alert.scope],
                 evaluation_frequency="PT1M",
-                window_size="PT5M",
+                window_size=alert.window,
                 auto_mitigate=True,
                 criteria=monitor.MetricAlertSingleResourceMultipleMetricCriteriaArgs(
                     odata_type="Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria",
@@ -110,7 +118,7 @@ class Monitoring(pulumi.ComponentResource):
                             name=alert.metric,
                             metric_namespace=alert.namespace,
                             metric_name=alert.metric,
-                            operator="GreaterThan",
+                            operator=alert.operator,
                             time_aggregation=alert.aggregation,
                             threshold=alert.threshold,
                         )
@@ -142,6 +150,9 @@ def _webhook_receivers(receivers: ReceiversConfig) -> list[monitor.WebhookReceiv
 def _alerts(args: MonitoringArgs) -> list[MetricAlert]:
     primary = args.database_primary_id
     alerts = [
+        # The self-hosted PostgresNoPrimary.
+        MetricAlert("pg-not-alive", "The PostgreSQL primary has not answered for a minute: no writes", primary,
+                    POSTGRES_METRICS, "is_db_alive", "Maximum", 1, 0, operator="LessThan", window=DB_ALIVE_WINDOW),
         MetricAlert("pg-cpu", "PostgreSQL primary CPU above 80 %", primary, POSTGRES_METRICS,
                     "cpu_percent", "Average", CPU_PERCENT, 2),
         MetricAlert("pg-storage", "PostgreSQL primary storage above 85 %", primary, POSTGRES_METRICS,

@@ -33,7 +33,7 @@ from components.render.postgres import MONITOR_DB_PASSWORD_ENV
 from components.render.postgres_exporter import MONITOR_ROLE
 from plan.engine import PROJECT_DIR, ProgramError, ProgramRun, is_secret, run_program, run_stack_file, stack_file_config
 from plan.fakes import FAKE_SECRET_PREFIX
-from tests.unit.azure.helpers import ACTION_GROUP, PROD, config_with
+from tests.unit.azure.helpers import ACTION_GROUP, METRIC_ALERT, PROD, config_with
 from tests.unit.mock_run import REMOTE_IMAGE, containers, env_of, upload
 from tests.unit.test_dev_stack import DEV_STACK, run_dev_with
 
@@ -199,6 +199,27 @@ def test_azure_action_group_gets_the_email_and_webhook_receivers():
     assert [r["emailAddress"] for r in group.inputs["emailReceivers"]] == ["oncall@example.com", "sre@example.com"]
     assert group.inputs["webhookReceivers"][0]["serviceUri"] == "https://ops.example.com/hook?token=abc"
     assert is_secret(group.wire_inputs["webhookReceivers"][0]["serviceUri"])
+
+
+def test_azure_alerts_when_the_primary_is_not_alive_for_a_minute_like_postgres_no_primary():
+    """Flexible Server's `is_db_alive` (1/0, the minute's maximum): below 1 means a whole
+    minute without an answering primary; critical, as the self-hosted PostgresNoPrimary."""
+    run = run_program(config_with(PROD), "prod")
+    alert = next(a for a in run.of_type(METRIC_ALERT) if a.inputs["criteria"]["allOf"][0]["metricName"] == "is_db_alive")
+    criterion = alert.inputs["criteria"]["allOf"][0]
+    assert (criterion["operator"], criterion["threshold"], criterion["timeAggregation"]) == ("LessThan", 1, "Maximum")
+    assert criterion["metricNamespace"] == "Microsoft.DBforPostgreSQL/flexibleServers"
+    assert alert.inputs["windowSize"] == "PT1M" and alert.inputs["evaluationFrequency"] == "PT1M"
+    assert alert.inputs["severity"] == 0
+
+
+def test_a_slack_receiver_on_azure_is_one_clear_line_and_registers_nothing():
+    with pytest.raises(ProgramError) as refused:
+        run_program(config_with(PROD, monitoring={"receivers": {"slack": {"apiUrl": "https://hooks.slack.com/services/T/B/X"}}}),
+                    "prod", secret_keys=MONITORING_SECRET)
+    problems = str(refused.value).splitlines()[1:]
+    assert len(problems) == 1 and "monitoring.receivers.slack is not available on platform 'azure'" in problems[0]
+    assert refused.value.run.resources == []
 
 
 def test_every_alert_has_a_runbook_section():

@@ -404,7 +404,7 @@ def test_db_gateway_and_environment_send_diagnostics_to_log_analytics(shipped):
         assert setting["logs"] == [{"categoryGroup": "allLogs", "enabled": True}]
 
 
-def test_alerts_cover_lag_cpu_storage_unhealthy_hosts_and_failed_requests(shipped):
+def test_alerts_cover_no_primary_lag_cpu_storage_unhealthy_hosts_and_failed_requests(shipped):
     action_group = shipped.one(ACTION_GROUP)
     receiver = action_group.inputs["emailReceivers"][0]
     assert receiver["emailAddress"] in {"oncall@example.com", "oncall-staging@example.com"}
@@ -417,6 +417,7 @@ def test_alerts_cover_lag_cpu_storage_unhealthy_hosts_and_failed_requests(shippe
         alerts[criterion["metricName"]] = (alert.inputs["scopes"], criterion["operator"], criterion["threshold"])
         assert alert.inputs["actions"] == [{"actionGroupId": resource_id(action_group)}]
     assert alerts == {
+        "is_db_alive": ([primary], "LessThan", 1),
         "physical_replication_delay_in_bytes": ([primary], "GreaterThan", 1048576),
         "physical_replication_delay_in_seconds": ([replica], "GreaterThan", 60),
         "cpu_percent": ([primary], "GreaterThan", 80),
