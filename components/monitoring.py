@@ -25,6 +25,7 @@ from components.render.prometheus import (
     JOB_PROMETHEUS,
     JOB_TLS,
     JOB_VOLUMES,
+    DnsTargets,
     PrometheusSettings,
     ScrapeJob,
     ScrapeTarget,
@@ -35,9 +36,10 @@ class ScrapeTargets:
     """`host:port` of everything Prometheus scrapes, as the platform reaches it."""
 
     prometheus: str
-    # HAProxy's stats listener (/metrics), one per load balancer.
-    haproxy: Sequence[str]
-    apps: Sequence[str]
+    # HAProxy's stats listener (/metrics), one per load balancer, and every app replica:
+    # `host:port`, or every task of a Swarm service (DnsTargets).
+    haproxy: Sequence[str | DnsTargets]
+    apps: Sequence[str | DnsTargets]
     # DB node name -> its postgres_exporter.
     postgres_exporters: Mapping[str, str]
     # DB node name -> its Patroni REST API (empty without Patroni).
@@ -53,8 +55,11 @@ class ScrapeTargets:
 
 
 def scrape_jobs(targets: ScrapeTargets) -> tuple[ScrapeJob, ...]:
-    def plain(addresses: Sequence[str]) -> tuple[ScrapeTarget, ...]:
-        return tuple(ScrapeTarget(address) for address in addresses)
+    def plain(addresses: Sequence[str | DnsTargets]) -> tuple[ScrapeTarget, ...]:
+        return tuple(ScrapeTarget(address) for address in addresses if isinstance(address, str))
+
+    def discovered(addresses: Sequence[str | DnsTargets]) -> tuple[DnsTargets, ...]:
+        return tuple(address for address in addresses if isinstance(address, DnsTargets))
 
     def per_node(addresses: Mapping[str, str]) -> tuple[ScrapeTarget, ...]:
         return tuple(ScrapeTarget(address, {"node": node}) for node, address in addresses.items())
@@ -62,8 +67,8 @@ def scrape_jobs(targets: ScrapeTargets) -> tuple[ScrapeJob, ...]:
     return (
         ScrapeJob(JOB_PROMETHEUS, plain([targets.prometheus])),
         ScrapeJob(JOB_ALERTMANAGER, plain(targets.alertmanagers)),
-        ScrapeJob(JOB_HAPROXY, plain(targets.haproxy)),
-        ScrapeJob(JOB_APP, plain(targets.apps)),
+        ScrapeJob(JOB_HAPROXY, plain(targets.haproxy), discovered=discovered(targets.haproxy)),
+        ScrapeJob(JOB_APP, plain(targets.apps), discovered=discovered(targets.apps)),
         ScrapeJob(JOB_POSTGRES, per_node(targets.postgres_exporters)),
         ScrapeJob(JOB_PATRONI, per_node(targets.patroni)),
         ScrapeJob(JOB_VOLUMES, plain(targets.volumes)),

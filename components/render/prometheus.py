@@ -41,10 +41,22 @@ class ScrapeTarget:
 
 
 @dataclass(frozen=True)
+class DnsTargets:
+    """Every A record of `name`, each scraped on `port`: Swarm's `tasks.<service>`, which
+    Docker's DNS answers with the address of every task of a service (a VIP would give one
+    task per scrape, and mix their series)."""
+
+    name: str
+    port: int
+
+
+@dataclass(frozen=True)
 class ScrapeJob:
     name: str
     targets: tuple[ScrapeTarget, ...]
     metrics_path: str = "/metrics"
+    # Targets found by DNS (dns_sd_configs), besides the static ones.
+    discovered: tuple[DnsTargets, ...] = ()
     # A blackbox_exporter (`host:port`) that probes the targets with `module`, instead of
     # scraping them: Prometheus asks it for /probe?module=...&target=<target>.
     prober: str | None = None
@@ -90,7 +102,7 @@ def render_prometheus_yml(s: PrometheusSettings) -> str:
             **({"external_labels": dict(s.external_labels)} if s.external_labels else {}),
         },
         "rule_files": list(s.rule_files),
-        "scrape_configs": [_scrape_config(job) for job in s.jobs if job.targets],
+        "scrape_configs": [_scrape_config(job) for job in s.jobs if job.targets or job.discovered],
     }
     if s.alertmanagers:
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(s.alertmanagers)}]}]}
@@ -98,15 +110,16 @@ def render_prometheus_yml(s: PrometheusSettings) -> str:
 
 
 def _scrape_config(job: ScrapeJob) -> dict:
-    config = {
-        "job_name": job.name,
-        "metrics_path": job.metrics_path,
+    config: dict = {"job_name": job.name, "metrics_path": job.metrics_path}
+    if job.targets:
         # One static config per target, so each carries its own labels.
-        "static_configs": [
+        config["static_configs"] = [
             {"targets": [target.address], **({"labels": dict(target.labels)} if target.labels else {})}
             for target in job.targets
-        ],
-    }
+        ]
+    if job.discovered:
+        # https://prometheus.io/docs/prometheus/2.42/configuration/configuration/#dns_sd_config
+        config["dns_sd_configs"] = [{"names": [d.name], "type": "A", "port": d.port} for d in job.discovered]
     if job.prober is None:
         return config
     # blackbox_exporter's multi-target pattern: the target becomes a URL parameter and the

@@ -34,7 +34,7 @@ from components.render.patroni import (
     patroni_post_bootstrap_script,
     render_patroni_yml,
 )
-from components.render.postgres import APP_DB_PASSWORD_ENV, ServerTls
+from components.render.postgres import APP_DB_PASSWORD_ENV, MONITOR_DB_PASSWORD_ENV, ServerTls
 from components.render.secret_files import FILE_SUFFIX, secret_files_entrypoint
 from components.swarm.common import (
     config_file,
@@ -85,6 +85,8 @@ class PatroniDatabaseArgs:
     certificate_authority: StackCertificateAuthority
     protect: bool
     depends_on: Sequence[pulumi.Resource] = ()
+    # Set: the post-bootstrap script creates postgres_exporter's pg_monitor role with it.
+    monitor_password: pulumi.Input[str] | None = None
 
 
 class PatroniDatabase(pulumi.ComponentResource):
@@ -100,7 +102,7 @@ class PatroniDatabase(pulumi.ComponentResource):
         config = args.config
         image = pinned_by_digest(f"{name}-image", args.image, self)
         layout = data_layout(config.version)
-        database = server_settings(config, args.replication_cidr, SWARM_TLS)
+        database = server_settings(config, args.replication_cidr, SWARM_TLS, monitoring_role=args.monitor_password is not None)
         self.service_names = [service_name(f"{name}-{index}") for index in range(len(args.nodes))]
         # One certificate naming every member (its service name, which clients and the
         # other members dial): any of them may lead. libpq checks it (verify-full).
@@ -115,6 +117,7 @@ class PatroniDatabase(pulumi.ComponentResource):
             SUPERUSER_PASSWORD_ENV: args.superuser_password,
             REPLICATION_PASSWORD_ENV: args.replication_password,
             APP_DB_PASSWORD_ENV: args.app_password,
+            **({MONITOR_DB_PASSWORD_ENV: args.monitor_password} if args.monitor_password is not None else {}),
         }
         secrets = [
             secret_file(swarm_secret(f"{name}-{env_name.lower().replace('_', '-')}", value, self), env_name, uid=POSTGRES_UID)

@@ -13,9 +13,10 @@ from components.config import StackConfig
 from components.secrets import StackSecrets, StackSecretsArgs
 from components.swarm.app import App, AppArgs
 from components.swarm.etcd import Etcd, EtcdArgs
-from components.swarm.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.swarm.load_balancer import STATS_PORT, LoadBalancer, LoadBalancerArgs
+from components.swarm.monitoring import Monitoring, MonitoringArgs
 from components.swarm.network import Networks, NetworksArgs
-from components.swarm.patroni import PatroniDatabase, PatroniDatabaseArgs
+from components.swarm.patroni import RESTAPI_PORT, PatroniDatabase, PatroniDatabaseArgs
 from components.swarm.storage import shared_mount
 
 
@@ -29,7 +30,10 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
     """Declare the whole Swarm stack and return its stack outputs."""
     swarm = config.swarm
     manager = manager_options(swarm.host)
-    secrets = StackSecrets("secrets", StackSecretsArgs(app_secret_names=config.app.generated_secrets))
+    monitoring = config.monitoring.enabled
+    secrets = StackSecrets(
+        "secrets", StackSecretsArgs(app_secret_names=config.app.generated_secrets, database_monitoring=monitoring)
+    )
     ca = StackCertificateAuthority("ca", manager)
     networks = Networks("network", NetworksArgs(app_subnet=swarm.app_subnet, data_subnet=swarm.data_subnet), manager)
     etcd = Etcd("etcd", EtcdArgs(nodes=swarm.etcd_member_nodes(), networks=[networks.data], protect=config.protect), manager)
@@ -48,6 +52,7 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
             certificate_authority=ca,
             protect=config.protect,
             depends_on=[etcd],
+            monitor_password=secrets.db_monitor_password,
         ),
         manager,
     )
@@ -80,7 +85,7 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
         ),
         manager,
     )
-    return {
+    outputs = {
         # A client may enter at any node: each runs an HAProxy on its own address.
         "urls": [f"http://{node}:{load_balancer.port}" for node in swarm.nodes],
         "statsUrls": [f"http://{node}:{load_balancer.stats_port}/stats" for node in swarm.nodes],
@@ -97,3 +102,28 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
         "databaseReadUrl": database.reader_url,
         "storageVolume": shared_mount(config.storage).source,
     }
+    if monitoring:
+        monitors = Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                config=config.monitoring,
+                database=config.database,
+                app_network=networks.app,
+                data_network=networks.data,
+                db_members=database.service_names,
+                db_nodes=swarm.database_member_nodes(1 + config.database.replicas),
+                patroni_port=RESTAPI_PORT,
+                lb_service=load_balancer.service_name,
+                lb_metrics_port=STATS_PORT,
+                app_service=app.service_name,
+                app_port=app.port,
+                monitor_password=secrets.db_monitor_password,
+                database_ca_pem=ca.certificate_pem,
+                depends_on=[database],
+            ),
+            manager,
+        )
+        # On the attachable monitoring overlay, not published: docs/monitoring.md "Swarm".
+        outputs |= {"prometheusUrl": monitors.prometheus_url, "alertmanagerUrl": monitors.alertmanager_url,
+                    "monitoringNetwork": monitors.network.name}
+    return outputs

@@ -20,7 +20,7 @@ from components.render.alert_rules import DEFAULT_FOR_S, AlertRuleSettings, hast
 from components.render.alertmanager import render_alertmanager_yml
 from components.render.backup_report import NEWEST_BACKUP_METRIC
 from components.render.blackbox import TLS_EXPIRY_MODULE, render_blackbox_yml
-from components.render.prometheus import render_prometheus_yml
+from components.render.prometheus import DnsTargets, render_prometheus_yml
 from loopback.binaries import find
 from loopback.ports import free_port, wait_for_port
 from tests.integration.conftest import require_binaries
@@ -263,6 +263,23 @@ def test_rendered_prometheus_config_and_rules_pass_promtool_check(promtool, tmp_
     result = run([promtool, "check", "config", str(config)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 1 rule files found" in result.stdout
+
+
+def test_the_swarm_prometheus_config_with_dns_discovered_tasks_passes_promtool_check(promtool, tmp_path: Path):
+    """Swarm's targets: every LB and app task through `tasks.<service>` (dns_sd_configs)."""
+    rules = tmp_path / "hastack.yml"
+    rules.write_text(render_alert_rules(alert_rule_settings(
+        MonitoringConfig(), DatabaseConfig(failover="patroni", replicas=2), BackupsConfig(enabled=False))))
+    targets = ScrapeTargets(prometheus="localhost:9090", haproxy=[DnsTargets("tasks.hastack-onprem-lb", 8404)],
+                            apps=[DnsTargets("tasks.hastack-onprem-app", 8000)],
+                            postgres_exporters={"db-0": "monitoring-postgres-0:9187"}, patroni={"db-0": "db-0:8008"},
+                            alertmanagers=["monitoring-alertmanager:9093"])
+    config = tmp_path / "prometheus.yml"
+    config.write_text(render_prometheus_yml(prometheus_settings(targets, scrape_interval_s=15, evaluation_interval_s=15,
+                                                                rule_file=str(rules), stack="onprem")))
+    result = run([promtool, "check", "config", str(config)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "dns_sd_configs" in config.read_text()
 
 
 @pytest.fixture

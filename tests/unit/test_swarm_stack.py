@@ -230,6 +230,8 @@ def test_patroni_members_stop_with_sigint_and_probe_liveness(onprem):
         "PATRONI_SUPERUSER_PASSWORD_FILE": "/run/secrets/PATRONI_SUPERUSER_PASSWORD",
         "PATRONI_REPLICATION_PASSWORD_FILE": "/run/secrets/PATRONI_REPLICATION_PASSWORD",
         "APP_DB_PASSWORD_FILE": "/run/secrets/APP_DB_PASSWORD",
+        # postgres_exporter's pg_monitor role (monitoring is on by default).
+        "MONITOR_DB_PASSWORD_FILE": "/run/secrets/MONITOR_DB_PASSWORD",
     }
     assert {s["fileUid"] for s in member["secrets"]} == {"999"} and {s["fileMode"] for s in member["secrets"]} == {0o400}
 
@@ -295,7 +297,10 @@ def test_chosen_member_nodes_and_unprotected_variant():
     pinned = {r.name: r.inputs["taskSpec"]["placement"]["constraints"][0] for r in run.of_type(SERVICE) if "constraints" in
               r.inputs["taskSpec"].get("placement", {})}
     assert pinned == {"etcd-0": "node.hostname == b", "etcd-1": "node.hostname == c", "etcd-2": "node.hostname == d",
-                      "db-0": "node.hostname == d", "db-1": "node.hostname == a", "db-2": "node.hostname == c"}
+                      "db-0": "node.hostname == d", "db-1": "node.hostname == a", "db-2": "node.hostname == c",
+                      # Each member's volume exporter follows it (its data volume is node-local).
+                      "monitoring-volumes-0": "node.hostname == d", "monitoring-volumes-1": "node.hostname == a",
+                      "monitoring-volumes-2": "node.hostname == c"}
     assert service(run, "app-service").inputs["taskSpec"]["placement"] == {"maxReplicas": 1}
     assert not service(run, "db-0").protect
     document = yaml.safe_load(mounted_config(run, service(run, "db-0"), "/etc/patroni/patroni.yml"))
