@@ -1,4 +1,10 @@
-"""Diagnostics into Log Analytics, and metric alerts emailed through an action group."""
+"""Diagnostics into Log Analytics, and metric alerts sent through two action groups.
+
+The groups are the self-hosted Alertmanager's two severities (render/alertmanager.py):
+`critical` takes the alerts of Azure severity 0-1, `warning` those of 2-4. Each gets
+`azure.alertEmail`, and the `monitoring.receivers` email and webhook whose `severities`
+name it: the same keys and the same routing as on Docker and Swarm.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,9 @@ import pulumi
 import pulumi_azure_native.monitor as monitor
 
 from components.config import ReceiversConfig
+
+# Alertmanager's severities, and the Azure alert severities (0 critical ... 4 verbose) each takes.
+SEVERITY_CLASSES = {"critical": range(0, 2), "warning": range(2, 5)}
 
 POSTGRES_METRICS = "Microsoft.DBforPostgreSQL/flexibleServers"
 GATEWAY_METRICS = "Microsoft.Network/applicationGateways"
@@ -60,9 +69,9 @@ class MonitoringArgs:
 
 
 class Monitoring(pulumi.ComponentResource):
-    """Diagnostic settings for the DB, gateway and environment; the action group; metric alerts."""
+    """Diagnostic settings for the DB, gateway and environment; the action groups; metric alerts."""
 
-    action_group_id: pulumi.Output[str]
+    action_group_ids: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:azure:Monitoring", name, None, opts)
@@ -86,17 +95,20 @@ class Monitoring(pulumi.ComponentResource):
                 opts=child,
             )
 
-        action_group = monitor.ActionGroup(
-            f"{name}-alerts",
-            resource_group_name=args.resource_group_name,
-            location="global",
-            group_short_name="hastack",
-            enabled=True,
-            email_receivers=_email_receivers(args),
-            webhook_receivers=_webhook_receivers(args.receivers),
-            opts=child,
-        )
-        self.action_group_id = action_group.id
+        self.action_group_ids = {
+            severity: monitor.ActionGroup(
+                f"{name}-{severity}-alerts",
+                resource_group_name=args.resource_group_name,
+                location="global",
+                # At most 12 characters (the SMS and email sender name).
+                group_short_name=f"hastack-{severity[:4]}",
+                enabled=True,
+                email_receivers=_email_receivers(args, severity),
+                webhook_receivers=_webhook_receivers(args.receivers, severity),
+                opts=child,
+            ).id
+            for severity in SEVERITY_CLASSES
+        }
 
         for alert in _alerts(args):
             monitor.MetricAlert(
@@ -124,23 +136,28 @@ class Monitoring(pulumi.ComponentResource):
                         )
                     ],
                 ),
-                actions=[monitor.MetricAlertActionArgs(action_group_id=action_group.id)],
+                actions=[monitor.MetricAlertActionArgs(action_group_id=self.action_group_ids[severity_class(alert.severity)])],
                 opts=child,
             )
 
-        self.register_outputs({"actionGroupId": self.action_group_id})
+        self.register_outputs({"actionGroupIds": self.action_group_ids})
 
 
-def _email_receivers(args: MonitoringArgs) -> list[monitor.MicrosoftCommonEmailReceiverArgs]:
+def severity_class(severity: int) -> str:
+    return next(name for name, severities in SEVERITY_CLASSES.items() if severity in severities)
+
+
+def _email_receivers(args: MonitoringArgs, severity: str) -> list[monitor.MicrosoftCommonEmailReceiverArgs]:
     addresses = {"operators": args.alert_email}
-    if args.receivers.email is not None and args.receivers.email.to != args.alert_email:
-        addresses["monitoring"] = args.receivers.email.to
+    email = args.receivers.email
+    if email is not None and email.to != args.alert_email and severity in email.severities:
+        addresses["monitoring"] = email.to
     return [monitor.MicrosoftCommonEmailReceiverArgs(name=name, email_address=address, use_common_alert_schema=True)
             for name, address in addresses.items()]
 
 
-def _webhook_receivers(receivers: ReceiversConfig) -> list[monitor.WebhookReceiverArgs]:
-    if receivers.webhook is None:
+def _webhook_receivers(receivers: ReceiversConfig, severity: str) -> list[monitor.WebhookReceiverArgs]:
+    if receivers.webhook is None or severity not in receivers.webhook.severities:
         return []
     # The URL may carry a token.
     return [monitor.WebhookReceiverArgs(name="monitoring", service_uri=pulumi.Output.secret(receivers.webhook.url),

@@ -191,14 +191,20 @@ def test_receivers_reach_alertmanager_only_inside_a_secret():
     assert [route["receiver"] for route in config["route"]["routes"]] == ["critical", "warning"]
 
 
-def test_azure_action_group_gets_the_email_and_webhook_receivers():
+def test_azure_action_groups_get_the_email_and_webhook_receivers_by_their_severities():
+    """The same keys as Alertmanager's, routed the same way: the webhook asks for critical only."""
     run = run_program(config_with(PROD, monitoring={"receivers": {
-        "email": {"to": "sre@example.com"}, "webhook": {"url": "https://ops.example.com/hook?token=abc"}}}), "prod",
+        "email": {"to": "sre@example.com"},
+        "webhook": {"url": "https://ops.example.com/hook?token=abc", "severities": ["critical"]}}}), "prod",
         secret_keys=MONITORING_SECRET)
-    group = run.one(ACTION_GROUP)
-    assert [r["emailAddress"] for r in group.inputs["emailReceivers"]] == ["oncall@example.com", "sre@example.com"]
-    assert group.inputs["webhookReceivers"][0]["serviceUri"] == "https://ops.example.com/hook?token=abc"
-    assert is_secret(group.wire_inputs["webhookReceivers"][0]["serviceUri"])
+    groups = {group.name: group.inputs for group in run.of_type(ACTION_GROUP)}
+    critical, warning = groups["hastack-prod-critical-alerts"], groups["hastack-prod-warning-alerts"]
+    for group in (critical, warning):
+        assert [r["emailAddress"] for r in group["emailReceivers"]] == ["oncall@example.com", "sre@example.com"]
+    assert critical["webhookReceivers"][0]["serviceUri"] == "https://ops.example.com/hook?token=abc"
+    assert is_secret(next(g for g in run.of_type(ACTION_GROUP) if g.name.endswith("critical-alerts"))
+                     .wire_inputs["webhookReceivers"][0]["serviceUri"])
+    assert warning.get("webhookReceivers", []) == []
 
 
 def test_azure_alerts_when_the_primary_is_not_alive_for_a_minute_like_postgres_no_primary():

@@ -405,17 +405,21 @@ def test_db_gateway_and_environment_send_diagnostics_to_log_analytics(shipped):
 
 
 def test_alerts_cover_no_primary_lag_cpu_storage_unhealthy_hosts_and_failed_requests(shipped):
-    action_group = shipped.one(ACTION_GROUP)
-    receiver = action_group.inputs["emailReceivers"][0]
-    assert receiver["emailAddress"] in {"oncall@example.com", "oncall-staging@example.com"}
-    assert action_group.inputs["enabled"] is True
+    groups = {group.name.split("-")[-2]: group for group in shipped.of_type(ACTION_GROUP)}
+    assert set(groups) == {"critical", "warning"}
+    for group in groups.values():
+        receiver = group.inputs["emailReceivers"][0]
+        assert receiver["emailAddress"] in {"oncall@example.com", "oncall-staging@example.com"}
+        assert group.inputs["enabled"] is True
     primary, gateway = resource_id(primary_server(shipped)), resource_id(shipped.one(GATEWAY))
     replica = resource_id(replica_servers(shipped)[0])
     alerts = {}
     for alert in shipped.of_type(METRIC_ALERT):
         criterion = alert.inputs["criteria"]["allOf"][0]
         alerts[criterion["metricName"]] = (alert.inputs["scopes"], criterion["operator"], criterion["threshold"])
-        assert alert.inputs["actions"] == [{"actionGroupId": resource_id(action_group)}]
+        # Severity 0-1 to the critical group, 2-4 to the warning one, as Alertmanager routes them.
+        expected = groups["critical" if alert.inputs["severity"] <= 1 else "warning"]
+        assert alert.inputs["actions"] == [{"actionGroupId": resource_id(expected)}]
     assert alerts == {
         "is_db_alive": ([primary], "LessThan", 1),
         "physical_replication_delay_in_bytes": ([primary], "GreaterThan", 1048576),
