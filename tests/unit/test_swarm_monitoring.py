@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 import yaml
 
 from components.config import ALERTMANAGER_IMAGE, NODE_EXPORTER_IMAGE, POSTGRES_EXPORTER_IMAGE, PROMETHEUS_IMAGE
@@ -14,9 +15,15 @@ from components.swarm.monitoring import ALERTMANAGER_SECRET, EXPORTER_QUERIES, P
 from plan.engine import is_secret
 from plan.fakes import FAKE_SECRET_PREFIX, fake_repo_digest
 from tests.unit.test_swarm_stack import NETWORK, NODES, SECRET, SERVICE, mounted_config, run_onprem, service, spec
-from tests.unit.test_swarm_stack import onprem  # noqa: F401 (the shared module fixture)
 
 MEMBERS = [f"hastack-onprem-db-{index}" for index in range(3)]
+
+
+@pytest.fixture(scope="module")
+def onprem():
+    return run_onprem()
+
+
 MONITORING_SERVICES = ["monitoring-alertmanager", *(f"monitoring-postgres-{i}" for i in range(3)), "monitoring-prometheus",
                        *(f"monitoring-volumes-{i}" for i in range(3))]
 
