@@ -7,7 +7,9 @@ printing one JSON line per figure, each with its `drill` and the figure's own ke
 The whole-cluster-loss drill restores a database of at least 1 GB (pgbench scale 70)
 for its RTO figure; archive_timeout is the stack default, 60 s, so its RPO figure is
 the one a stack gets. Needs postgresql-15, pgbackrest and jq; everything runs on
-127.0.0.1 under temp dirs, with bounded writes (loopback/backup_drills.py WRITE_*).
+127.0.0.1 under temp dirs, with bounded writes (loopback/backup_drills.py WRITE_*). The
+standby drill (loopback/backup_standby.py) reports the backup's seconds and the primary's
+commit rate during it against the rate just before.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import traceback
 
 from components.config import BackupsConfig
-from loopback import backup_drills
+from loopback import backup_drills, backup_standby
 from loopback.backups import loopback_backups
 from loopback.binaries import MissingBinary
 
@@ -36,6 +38,8 @@ def run() -> list:
         figures += backup_drills.timeline_switch(setup).figures()
     with loopback_backups() as setup:
         figures += backup_drills.encryption(setup).figures()
+    with loopback_backups(replicas=1, extra_flags=backup_drills.DRILL_FLAGS) as setup:
+        figures += backup_standby.backup_from_standby(setup).figures()
     return figures
 
 

@@ -8,6 +8,7 @@ mode 0600 and owned by the postgres OS user, as PostgreSQL demands of `ssl_key_f
     certs = issue_loopback_certificates(directory)
     certs.server_tls()          # the renderers' ServerTls
     certs.bundle_file           # certificate + key in one PEM, HAProxy's `crt`
+    client = issue_loopback_client_certificate(certs, "pgbackrest-client")  # mutual TLS
 """
 
 from __future__ import annotations
@@ -70,3 +71,26 @@ def issue_loopback_certificates(directory: Path, ip_addresses: Sequence[str] = (
         chown_to_postgres(readable)
     return LoopbackCertificates(ca_file=ca_file, certificate_file=certificate_file, key_file=key_file,
                                 bundle_file=bundle_file)
+
+
+@dataclass(frozen=True)
+class ClientCertificate:
+    certificate_file: Path
+    key_file: Path
+
+
+def issue_loopback_client_certificate(certs: LoopbackCertificates, common_name: str) -> ClientCertificate:
+    """A client certificate (extendedKeyUsage clientAuth, CN `common_name`) signed by the
+    loopback CA of `certs`, for a server that authorizes clients by CN (pgBackRest's
+    tls-server-auth); mode 0600, owned by postgres."""
+    directory, ca_key = certs.ca_file.parent, certs.ca_file.parent / "ca.key"
+    key_file, request = directory / f"{common_name}.key", directory / f"{common_name}.csr"
+    certificate_file, extensions = directory / f"{common_name}.crt", directory / f"{common_name}.ext"
+    _openssl("req", "-new", *_EC_KEY, "-keyout", str(key_file), "-out", str(request), "-subj", f"/CN={common_name}")
+    extensions.write_text("extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n")
+    _openssl("x509", "-req", "-in", str(request), "-CA", str(certs.ca_file), "-CAkey", str(ca_key), "-CAcreateserial",
+             "-days", str(VALIDITY_DAYS), "-extfile", str(extensions), "-out", str(certificate_file))
+    key_file.chmod(0o600)
+    for readable in (certificate_file, key_file):
+        chown_to_postgres(readable)
+    return ClientCertificate(certificate_file=certificate_file, key_file=key_file)

@@ -13,7 +13,9 @@ environment ... PGBACKREST_<OPTION>"), which the containers get as Pulumi secret
 - `archive_parameters`: archive_mode/archive_command/archive_timeout for postgres
 - `stanza_create_script`: an initdb.d script, run once against the image's temporary server
 - `restore_script`: sh that fills an empty data dir from the repository (or refuses)
-- `backup_job_script` / `render_crontab`: the scheduled backups
+- `backup_job_script` / `render_crontab`: the scheduled backups, from a standby when one
+  streams (every node lists its peers as pg2..pgN, reached through their `pgbackrest server`)
+- `tls_server_command`: that TLS server, run beside every node
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ NOT_OURS_MARKER = "hastack-restore: refusing to restore into a non-empty data di
 OUTSIDE_WINDOW_MARKER = "hastack-restore: target outside the repository's window"
 BACKUP_SKIPPED_MARKER = "hastack-backup: this node is a standby; backups run on the primary"
 BACKUP_CURRENT_MARKER = "hastack-backup: the newest backup is on this timeline"
+STANDBY_BACKUP_MARKER = "hastack-backup: backing up from a streaming standby"
+STANDBY_UNREACHABLE_MARKER = "hastack-backup: no standby reachable through pgBackRest; backing up from the primary"
+# pgBackRest's exit code for "unable to find standby cluster - cannot proceed", which 2.45
+# raises when backup-standby=y finds no standby (src/db/helper.c dbGet; DbConnectError is 56
+# in src/build/error/error.yaml). 2.45 has no backup-standby=prefer to fall back by itself.
+DB_CONNECT_ERROR = 56
+# `pgbackrest server`'s default port (https://pgbackrest.org/configuration.html#section-server/option-tls-server-port).
+TLS_SERVER_PORT = 8432
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
 _PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
@@ -80,6 +90,49 @@ class RepositorySettings:
 
 
 @dataclass(frozen=True)
+class PeerTls:
+    """Mutual TLS between the nodes' pgBackRest, through its own TLS server (`pgbackrest
+    server`, pgBackRest >= 2.37): each node's server presents the server certificate and
+    admits a client whose certificate the CA signed and whose CN is `client_common_name`
+    (tls-server-auth, https://pgbackrest.org/configuration.html#section-server/option-tls-server-auth);
+    each node presents the client certificate to its peers' servers (pgN-host-cert-file)."""
+
+    ca_file: str
+    server_certificate_file: str
+    server_key_file: str
+    client_certificate_file: str
+    client_key_file: str
+    client_common_name: str
+    # "*": every interface of the container; tests bind 127.0.0.1.
+    server_address: str = "*"
+    server_port: int = TLS_SERVER_PORT
+
+    def __post_init__(self) -> None:
+        for what in ("ca_file", "server_certificate_file", "server_key_file", "client_certificate_file", "client_key_file"):
+            _check_path(getattr(self, what), what)
+        if not re.match(r"^[A-Za-z0-9._-]+$", self.client_common_name):
+            raise ValueError(f"client_common_name must be letters, digits, '.', '_' and '-', got {self.client_common_name!r}")
+
+
+@dataclass(frozen=True)
+class PeerNode:
+    """Another node of the cluster as pgBackRest reaches it: its TLS server, and where its
+    data dir and socket are on its own host."""
+
+    host: str
+    pg_path: str
+    pg_port: int
+    pg_socket_path: str
+    tls_port: int = TLS_SERVER_PORT
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[A-Za-z0-9.-]+$", self.host):
+            raise ValueError(f"peer host must be a DNS name or an IPv4 address, got {self.host!r}")
+        _check_path(self.pg_path, "peer pg_path")
+        _check_path(self.pg_socket_path, "peer pg_socket_path")
+
+
+@dataclass(frozen=True)
 class PgBackRestSettings:
     stanza: str
     pg_path: str  # the data dir, as postgres reports data_directory
@@ -98,8 +151,18 @@ class PgBackRestSettings:
     process_max: int = 2
     # None: pgbackrest on PATH (the images); an absolute path in tests.
     binary: str | None = None
+    # The cluster's other nodes, pg2..pgN (pgBackRest finds which one is the primary), so
+    # a backup can copy the data files from a standby. They need `tls`.
+    peers: tuple[PeerNode, ...] = ()
+    tls: PeerTls | None = None
+    # The backup's io-timeout: a standby whose TLS server is down costs about twice this
+    # before pgBackRest gives up on it and the job backs up from the primary. None:
+    # pgBackRest's default, 60 s (https://pgbackrest.org/configuration.html#section-general/option-io-timeout).
+    backup_io_timeout_s: int | None = None
 
     def __post_init__(self) -> None:
+        if self.peers and self.tls is None:
+            raise ValueError("peers are reached through their pgBackRest TLS server: set tls")
         if not _IDENTIFIER.match(self.stanza):
             raise ValueError(f"stanza must match [a-z_][a-z0-9_-]*, got {self.stanza!r}")
         for what in ("pg_path", "pg_socket_path", "config_path", "spool_path", "lock_path", "log_path"):
@@ -169,10 +232,51 @@ def render_pgbackrest_conf(s: PgBackRestSettings) -> str:
     # WAL from a spool it did not fill.
     config["global:archive-push"] = {"archive-async": "y"}
     config[s.stanza] = {"pg1-path": s.pg_path, "pg1-port": str(s.pg_port), "pg1-socket-path": s.pg_socket_path}
+    if s.peers:
+        # For `backup` only: `check`, archive-push, restore and stanza-create stay on this
+        # node, so a peer that is down never fails them (2.45's `check` errors, [049], when
+        # a configured pg host is unreachable).
+        config[f"{s.stanza}:backup"] = _peer_options(s)
+    if s.tls is not None:
+        config["global:server"] = {
+            "tls-server-address": s.tls.server_address,
+            "tls-server-port": str(s.tls.server_port),
+            "tls-server-ca-file": s.tls.ca_file,
+            "tls-server-cert-file": s.tls.server_certificate_file,
+            "tls-server-key-file": s.tls.server_key_file,
+            # The peers' client CN, for this stanza only.
+            "tls-server-auth": f"{s.tls.client_common_name}={s.stanza}",
+        }
     out = io.StringIO()
     out.write("# Rendered by hastack. Secrets come from the environment (PGBACKREST_REPO1_*).\n")
     config.write(out, space_around_delimiters=False)
     return out.getvalue()
+
+
+def _peer_options(s: PgBackRestSettings) -> dict[str, str]:
+    """pg2..pgN: the peers through their TLS servers (the user guide's "Backup from a
+    Standby", https://pgbackrest.org/user-guide.html#standby-backup)."""
+    options: dict[str, str] = {} if s.backup_io_timeout_s is None else {"io-timeout": str(s.backup_io_timeout_s)}
+    for index, peer in enumerate(s.peers, start=2):
+        prefix = f"pg{index}"
+        options |= {
+            f"{prefix}-host": peer.host,
+            f"{prefix}-host-type": "tls",
+            f"{prefix}-host-port": str(peer.tls_port),
+            f"{prefix}-host-ca-file": s.tls.ca_file,
+            f"{prefix}-host-cert-file": s.tls.client_certificate_file,
+            f"{prefix}-host-key-file": s.tls.client_key_file,
+            f"{prefix}-path": peer.pg_path,
+            f"{prefix}-port": str(peer.pg_port),
+            f"{prefix}-socket-path": peer.pg_socket_path,
+        }
+    return options
+
+
+def tls_server_command(s: PgBackRestSettings) -> list[str]:
+    """argv of the node's pgBackRest TLS server, which its peers' backups read its data
+    dir through (`server` takes no stanza: tls-server-auth names the stanzas)."""
+    return [s.binary or "pgbackrest", f"--config={s.config_path}", "server"]
 
 
 def archive_parameters(s: PgBackRestSettings) -> dict[str, str]:
@@ -331,6 +435,12 @@ class BackupJobSettings:
     psql: str = "psql"
 
 
+def _job_psql(s: BackupJobSettings) -> str:
+    """psql to this node's own server over its socket, printing bare values."""
+    q = shlex.quote
+    return f"{q(s.psql)} -X -A -t -h {q(s.backup.pg_socket_path)} -p {s.backup.pg_port} -U postgres -d postgres"
+
+
 def backup_job_script(s: BackupJobSettings) -> str:
     """sh, the scheduler's job: `hastack-backup full|diff|ensure`.
 
@@ -339,10 +449,15 @@ def backup_job_script(s: BackupJobSettings) -> str:
     a full backup when the newest one is from an older timeline or there is none: after
     a first start, a promotion or a restore, a new backup comes at once, then `check`
     proves archiving works. Retention is enforced by the `expire` every backup runs.
+
+    With peers, a backup while a standby streams is `--backup-standby`: pgBackRest starts
+    and stops it on the primary and copies the replicated files from the standby
+    (https://pgbackrest.org/user-guide.html#standby-backup). When no standby is reachable
+    through its TLS server, 2.45 fails ([056]) instead of falling back, so the job
+    backs up from the primary then: a backup matters more than sparing the primary.
     """
     b = s.backup
-    q = shlex.quote
-    psql = f"{q(s.psql)} -X -A -t -h {q(b.pg_socket_path)} -p {b.pg_port} -U postgres -d postgres"
+    psql = _job_psql(s)
     return f"""#!/bin/sh
 # Rendered by hastack: a scheduled pgBackRest backup of stanza {b.stanza}.
 set -eu
@@ -377,9 +492,31 @@ fi
 if [ "$({psql} -c 'SELECT timeline_id FROM pg_control_checkpoint()')" != "$((0x$timeline))" ]; then
     {psql} -c CHECKPOINT >/dev/null
 fi
-{b.command("backup")} --type="$kind"
+{_backup_commands(s)}
 {b.command("check")}
 """
+
+
+def _backup_commands(s: BackupJobSettings) -> str:
+    b = s.backup
+    backup = f'{b.command("backup")} --type="$kind"'
+    if not b.peers:
+        return backup
+    psql = _job_psql(s)
+    return f"""streaming=$({psql} -c "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+if [ "$streaming" -gt 0 ]; then
+    echo "{STANDBY_BACKUP_MARKER}"
+    code=0
+    {backup} --backup-standby || code=$?
+    if [ "$code" = {DB_CONNECT_ERROR} ]; then
+        echo "{STANDBY_UNREACHABLE_MARKER}"
+        {backup}
+    elif [ "$code" != 0 ]; then
+        exit "$code"
+    fi
+else
+    {backup}
+fi"""
 
 
 # Minutes between `ensure` runs: how soon after a promotion or restore a new backup starts.

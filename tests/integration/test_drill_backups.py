@@ -1,10 +1,12 @@
-"""Backup drills on real pgbackrest 2.45 and PostgreSQL 15 (loopback/backup_drills.py):
-point-in-time recovery after an operator error, whole-cluster loss, a manual promotion
-followed by a restore past the switch, and a repository copy without the passphrase. The 1 GB RTO figure is measured by `python -m bench backups`."""
+"""Backup drills on real pgbackrest 2.45 and PostgreSQL 15 (loopback/backup_drills.py,
+loopback/backup_standby.py): point-in-time recovery after an operator error, whole-cluster
+loss, a manual promotion followed by a restore past the switch, a repository copy without
+the passphrase, and a backup from the standby under load. The 1 GB RTO figure is measured
+by `python -m bench backups`."""
 
 from __future__ import annotations
 
-from loopback import backup_drills
+from loopback import backup_drills, backup_standby
 from loopback.backups import loopback_backups
 
 # One archive push can take up to this long on a loaded CI box; the RPO bound is
@@ -47,3 +49,21 @@ def test_a_repository_copy_without_the_passphrase_yields_nothing_readable(pgback
     assert result.canary_found_in == []
     assert result.readable_without_passphrase == []
     assert result.restored_without_passphrase is False
+
+
+def test_a_backup_from_the_streaming_standby_under_load_reads_the_standby_and_restores(pgbackrest_installed):
+    """Real `pgbackrest server` on each node (mutual TLS), the rendered job on the primary."""
+    with loopback_backups(replicas=1, extra_flags=backup_drills.DRILL_FLAGS) as setup:
+        result = backup_standby.backup_from_standby(setup)
+    assert result.from_standby_marker
+    # Every relation file came from the standby's data dir; the primary gave only the
+    # few files that are not replicated (and pg_control).
+    assert result.standby_files > 100 and result.primary_relation_files == []
+    assert result.standby_bytes > 10 * result.primary_bytes
+    assert result.rows_during_backup > 0
+    # With the standby's TLS server gone, the job still backs up, from the primary.
+    assert result.fallback_marker
+    assert result.fallback_standby_files == 0 and result.fallback_primary_files > 0
+    # `latest` is the primary's diff on top of the standby's full: both restore.
+    assert result.rows_acknowledged > backup_standby.ROWS_BEFORE_BACKUP
+    assert result.rows_missing_after_restore == 0
