@@ -7,15 +7,17 @@ its nodes run and runs the scheduler; this component decides everything else, on
   pgBackRest cannot change the cipher of an existing stanza;
 - the secret environment every pgBackRest process gets (passphrase, object-store keys);
 - the pgBackRest settings of a node, from which components/render/pgbackrest.py renders
-  pgbackrest.conf, the archive settings, the restore script and the backup job.
+  pgbackrest.conf, the archive settings, the restore script and the backup job; with the
+  hosts of its peers' pgBackRest TLS servers, so a backup reads a standby's data files.
 
     backups = Backups("backups", BackupsArgs(config=config.backups, stanza="db", protect=True))
-    settings = backups.node_settings(pg_path="/var/lib/postgresql/data")
+    settings = backups.node_settings(pg_path="/var/lib/postgresql/data", peer_hosts=["db-replica-0-pgbackrest"])
     backups.secret_env  # {"PGBACKREST_REPO1_CIPHER_PASS": Output[str] (secret), ...}
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -27,6 +29,8 @@ from components.render.pgbackrest import (
     CIPHER_PASS_ENV,
     S3_KEY_ENV,
     S3_KEY_SECRET_ENV,
+    PeerNode,
+    PeerTls,
     PgBackRestSettings,
     RepositorySettings,
 )
@@ -38,6 +42,17 @@ SOCKET_DIR = "/var/run/postgresql"
 # pgBackRest's guide suggests `openssl rand -base64 48` (64 characters); alphanumerics
 # keep it safe in environment variables.
 PASSPHRASE_LENGTH = 64
+# Where every pgBackRest container finds the stack CA and the certificates its TLS server
+# presents and its client presents to the peers' servers (mutual TLS; the client's CN is
+# the one every server admits).
+PEER_TLS = PeerTls(
+    ca_file="/etc/pgbackrest/tls/ca.crt",
+    server_certificate_file="/etc/pgbackrest/tls/server.crt",
+    server_key_file="/etc/pgbackrest/tls/server.key",
+    client_certificate_file="/etc/pgbackrest/tls/client.crt",
+    client_key_file="/etc/pgbackrest/tls/client.key",
+    client_common_name="pgbackrest-client",
+)
 
 
 @dataclass(frozen=True)
@@ -85,8 +100,11 @@ class Backups(pulumi.ComponentResource):
         self.secret_env = {CIPHER_PASS_ENV: self.cipher_pass, **object_store_env(args.config)}
         self.register_outputs({"repositoryType": self.repository.type, "stanza": args.stanza})
 
-    def node_settings(self, pg_path: str, pg_port: int = 5432) -> PgBackRestSettings:
-        """The pgBackRest settings of a node whose data dir is `pg_path`."""
+    def node_settings(self, pg_path: str, pg_port: int = 5432, peer_hosts: Sequence[str] = ()) -> PgBackRestSettings:
+        """The pgBackRest settings of a node whose data dir is `pg_path`; `peer_hosts`: the
+        TLS servers of the cluster's other nodes, whose data dirs and ports are the same."""
+        peers = tuple(PeerNode(host=host, pg_path=pg_path, pg_port=pg_port, pg_socket_path=SOCKET_DIR)
+                      for host in peer_hosts)
         return PgBackRestSettings(
             stanza=self._args.stanza,
             pg_path=pg_path,
@@ -94,6 +112,8 @@ class Backups(pulumi.ComponentResource):
             pg_socket_path=SOCKET_DIR,
             repository=self.repository,
             archive_timeout_s=self._args.config.archive_timeout_s,
+            peers=peers,
+            tls=PEER_TLS if peers else None,
         )
 
 

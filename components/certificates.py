@@ -3,7 +3,9 @@
 One CA per stack (pulumi-tls, kept in the stack state like the generated passwords):
 - the self-hosted PostgreSQL nodes get one server certificate whose SANs are every node
   alias, and the app verifies it (`sslmode=verify-full`) against this CA;
-- HAProxy gets one when `loadBalancer.tls` has no certificate of its own (dev).
+- HAProxy gets one when `loadBalancer.tls` has no certificate of its own (dev);
+- the nodes' pgBackRest TLS servers get one, and the pgBackRest clients a client
+  certificate (`issue_client`), for backups from a standby.
 
 The CA certificate is public (stack output `caCertificate`); every private key leaves
 this module as a Pulumi secret.
@@ -72,11 +74,20 @@ class StackCertificateAuthority(pulumi.ComponentResource):
               parent: pulumi.Resource) -> ServerCertificate:
         """A server certificate for `dns_names` (the first is its common name), its
         resources children of `parent` (the component that serves it)."""
+        return self._sign(name, dns_names[0], dns_names, ip_addresses, "server_auth", parent)
+
+    def issue_client(self, name: str, *, common_name: str, parent: pulumi.Resource) -> ServerCertificate:
+        """A client certificate with `common_name`, for servers that authorize clients by
+        their CN (pgBackRest's tls-server-auth)."""
+        return self._sign(name, common_name, (), (), "client_auth", parent)
+
+    def _sign(self, name: str, common_name: str, dns_names: Sequence[str], ip_addresses: Sequence[str], use: str,
+              parent: pulumi.Resource) -> ServerCertificate:
         key = _private_key(f"{name}-key", parent)
         request = tls.CertRequest(
             f"{name}-request",
             private_key_pem=pulumi.Output.secret(key.private_key_pem),
-            subject=tls.CertRequestSubjectArgs(common_name=dns_names[0]),
+            subject=tls.CertRequestSubjectArgs(common_name=common_name),
             dns_names=list(dns_names),
             ip_addresses=list(ip_addresses),
             opts=pulumi.ResourceOptions(parent=parent),
@@ -88,7 +99,7 @@ class StackCertificateAuthority(pulumi.ComponentResource):
             ca_cert_pem=self.certificate_pem,
             validity_period_hours=SERVER_VALIDITY_HOURS,
             early_renewal_hours=SERVER_EARLY_RENEWAL_HOURS,
-            allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
+            allowed_uses=["digital_signature", "key_encipherment", use],
             opts=pulumi.ResourceOptions(parent=parent),
         )
         return ServerCertificate(certificate_pem=certificate.cert_pem,

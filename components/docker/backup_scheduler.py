@@ -1,5 +1,5 @@
-"""Scheduled pgBackRest backups on the Docker platform: one supercronic container beside
-each PostgreSQL node.
+"""Scheduled pgBackRest backups on the Docker platform: one supercronic container and one
+pgBackRest TLS server beside each PostgreSQL node.
 
 Each scheduler shares all of its node's volumes at the same paths (`volumes_from`): the
 data dir, the repository and the socket dir, so pgBackRest reads the data files and
@@ -10,6 +10,11 @@ Patroni's, moves the schedule with it. supercronic is built into the database im
 its jobs and logs them to stdout (https://github.com/aptible/supercronic#why-supercronic).
 The crontab runs the job through the backup report (render/backup_report.py), which then
 writes when the repository's newest backup finished into REPORT_DIR, for monitoring.
+
+The TLS server (`pgbackrest server`, https://pgbackrest.org/command.html#command-server)
+shares the same volumes and answers as `<node>-pgbackrest`: the primary's job reaches a
+standby's data dir and socket through it to back up from the standby. It admits only the
+client certificate the stack CA issued to the cluster's pgBackRest (tls-server-auth).
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import BackupsConfig
-from components.docker.backups import REPORT_DIR, NodeBackup
+from components.docker.backups import REPORT_DIR, NodeBackup, tls_server_alias
+from components.docker.common import network_attachment
 from components.render.backup_report import BackupReportSettings, backup_report_script
-from components.render.pgbackrest import BackupJobSettings, backup_job_script, render_crontab
+from components.render.pgbackrest import BackupJobSettings, backup_job_script, render_crontab, tls_server_command
 
 BACKUP_JOB = "/usr/local/bin/hastack-backup"
 # What the crontab runs: the job, then the backup report.
@@ -52,7 +58,7 @@ class BackupSchedulerArgs:
 class BackupScheduler(pulumi.ComponentResource):
     """`backup-<node>` for every node: full and diff backups on the configured cron
     expressions, and `ensure` every few minutes (a new full backup after a promotion or
-    a restore)."""
+    a restore); and `pgbackrest-<node>`, the node's pgBackRest TLS server."""
 
     def __init__(self, name: str, args: BackupSchedulerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:docker:BackupScheduler", name, None, opts)
@@ -71,6 +77,7 @@ class BackupScheduler(pulumi.ComponentResource):
                 networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
                 uploads=[
                     *node.backup.uploads,
+                    *node.backup.peer_uploads,
                     crontab,
                     docker.ContainerUploadArgs(file=BACKUP_JOB, permissions="0755",
                                                content=backup_job_script(BackupJobSettings(backup=node.backup.settings))),
@@ -83,4 +90,19 @@ class BackupScheduler(pulumi.ComponentResource):
             ).name
             for node in args.nodes
         ]
-        self.register_outputs({"containerNames": self.container_names})
+        self.tls_server_names = [
+            docker.Container(
+                f"pgbackrest-{node.alias}",
+                image=args.image,
+                entrypoints=tls_server_command(node.backup.settings),
+                command=[],
+                user="postgres",
+                volumes=[docker.ContainerVolumeArgs(from_container=node.container.name)],
+                networks_advanced=[network_attachment(args.network_name, tls_server_alias(node.alias))],
+                uploads=[*node.backup.uploads, *node.backup.peer_uploads],
+                restart="unless-stopped",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[node.container]),
+            ).name
+            for node in args.nodes
+        ]
+        self.register_outputs({"containerNames": self.container_names, "tlsServerNames": self.tls_server_names})

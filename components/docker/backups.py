@@ -8,21 +8,26 @@ mounts and uploads to archive into it, and one scheduler container per node.
 - Every node (primary, replicas, Patroni members) gets the same pgbackrest.conf, the
   secret environment and the mounts, because any of them may be the primary that
   archives; a standby with archive_mode=on archives nothing.
-- Each node has a scheduler container beside it (backup_scheduler.py). With monitoring,
-  the schedulers write their backup reports (render/backup_report.py) into one `reports`
-  volume, which monitoring's textfile exporter reads.
+- Each node has a scheduler container and a pgBackRest TLS server beside it
+  (backup_scheduler.py). Every node's pgbackrest.conf lists the other nodes' servers as
+  pg2..pgN, so the primary's job copies the data files from a streaming standby; the
+  servers and clients authenticate each other with certificates from the stack CA.
+  With monitoring, the schedulers write their backup reports (render/backup_report.py)
+  into one `reports` volume, which monitoring's textfile exporter reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
 
-from components.backups import REPOSITORY_MOUNT, SOCKET_DIR, Backups
+from components.backups import PEER_TLS, REPOSITORY_MOUNT, SOCKET_DIR, Backups
+from components.certificates import StackCertificateAuthority
 from components.config import BackupsConfig
-from components.docker.common import data_options, env_entry
+from components.docker.common import POSTGRES_UID, data_options, env_entry
 from components.docker.storage import data_volume
 from components.render.pgbackrest import PgBackRestSettings, archive_parameters, render_pgbackrest_conf
 
@@ -91,12 +96,41 @@ class NodeBackup:
     volumes: list[docker.ContainerVolumeArgs]
     # The scheduler's own: where its backup reports go.
     report_volumes: list[docker.ContainerVolumeArgs]
+    # The CA and the TLS server's and client's certificates (keys secret), for the
+    # containers beside the node that talk to its peers; the node itself needs none.
+    peer_uploads: list[docker.ContainerUploadArgs]
 
 
-def node_backup(alias: str, cluster: ClusterBackups, pg_path: str, parent: pulumi.Resource) -> NodeBackup:
+def tls_server_alias(alias: str) -> str:
+    """The DNS name of node `alias`'s pgBackRest TLS server on the private network."""
+    return f"{alias}-pgbackrest"
+
+
+def cluster_node_backups(name: str, aliases: Sequence[str], cluster: ClusterBackups, pg_path: str,
+                         ca: StackCertificateAuthority, parent: pulumi.Resource) -> dict[str, NodeBackup]:
+    """The pgBackRest part of every node of cluster `name`, by alias: each lists the
+    others' TLS servers as its peers, and all share one server and one client certificate."""
+    servers = [tls_server_alias(alias) for alias in aliases]
+    server = ca.issue(f"{name}-pgbackrest-server", dns_names=servers, parent=parent)
+    client = ca.issue_client(f"{name}-pgbackrest-client", common_name=PEER_TLS.client_common_name, parent=parent)
+    peer_uploads = [
+        docker.ContainerUploadArgs(file=PEER_TLS.ca_file, content=ca.certificate_pem, permissions="0644"),
+        docker.ContainerUploadArgs(file=PEER_TLS.server_certificate_file, content=server.certificate_pem, permissions="0644"),
+        docker.ContainerUploadArgs(file=PEER_TLS.client_certificate_file, content=client.certificate_pem, permissions="0644"),
+        *(docker.ContainerUploadArgs(file=path, content=pem, owner=POSTGRES_UID, group=POSTGRES_UID, permissions="0600")
+          for path, pem in ((PEER_TLS.server_key_file, server.private_key_pem),
+                            (PEER_TLS.client_key_file, client.private_key_pem))),
+    ]
+    return {alias: _node_backup(alias, cluster, pg_path, [s for s in servers if s != tls_server_alias(alias)],
+                                peer_uploads, parent)
+            for alias in aliases}
+
+
+def _node_backup(alias: str, cluster: ClusterBackups, pg_path: str, peer_hosts: list[str],
+                 peer_uploads: list[docker.ContainerUploadArgs], parent: pulumi.Resource) -> NodeBackup:
     """The pgBackRest part of node `alias`, including the socket volume its scheduler shares."""
     backups, repository = cluster.backups, cluster.repository
-    settings = backups.node_settings(pg_path)
+    settings = backups.node_settings(pg_path, peer_hosts=peer_hosts)
     # Protected like the data beside it, so the node and its scheduler never lose it one at a time.
     socket = docker.Volume(f"{alias}-socket", driver="local", opts=data_options(parent, cluster.protect))
     return NodeBackup(
@@ -106,4 +140,5 @@ def node_backup(alias: str, cluster: ClusterBackups, pg_path: str, parent: pulum
         envs=[env_entry(name, value) for name, value in backups.secret_env.items()],
         volumes=[*repository.mounts(), docker.ContainerVolumeArgs(volume_name=socket.name, container_path=SOCKET_DIR)],
         report_volumes=repository.report_mounts(),
+        peer_uploads=peer_uploads,
     )

@@ -21,7 +21,7 @@ import pulumi_docker as docker
 from components.certificates import StackCertificateAuthority
 from components.config import DatabaseConfig
 from components.docker.backup_scheduler import BackupScheduler, BackupSchedulerArgs, ScheduledNode
-from components.docker.backups import ClusterBackups, NodeBackup, node_backup
+from components.docker.backups import ClusterBackups, NodeBackup, cluster_node_backups
 from components.docker.common import (
     POSTGRES_PORT,
     POSTGRES_TLS,
@@ -106,8 +106,10 @@ class Database(PostgresCluster):
             self._image = pulled_image(f"{name}-image", config.image, self).image_id
         else:
             self._image = database_image(name, config, backups, "postgres", self)
-        self._backups = {role: node_backup(self._alias(role), backups, self._layout.pgdata, self)
-                         for role in ["primary", *(f"replica-{index}" for index in range(config.replicas))]} if backups else {}
+        roles = ["primary", *(f"replica-{index}" for index in range(config.replicas))]
+        self._backups = dict(zip(roles, cluster_node_backups(
+            name, [self._alias(role) for role in roles], backups, self._layout.pgdata, args.certificate_authority,
+            self).values())) if backups else {}
 
         slots = tuple(replica_slot_name(index) for index in range(config.replicas))
         primary_settings = PrimarySettings(
@@ -120,7 +122,6 @@ class Database(PostgresCluster):
             tls=POSTGRES_TLS,
             monitoring_role=args.monitor_password is not None,
         )
-        roles = ["primary", *(f"replica-{index}" for index in range(config.replicas))]
         certificate = args.certificate_authority.issue(
             f"{name}-server", dns_names=[self._alias(role) for role in roles], parent=self
         )

@@ -21,7 +21,7 @@ import pulumi_docker as docker
 from components.certificates import StackCertificateAuthority
 from components.config import DatabaseConfig
 from components.docker.backup_scheduler import BackupScheduler, BackupSchedulerArgs, ScheduledNode
-from components.docker.backups import ClusterBackups, node_backup
+from components.docker.backups import ClusterBackups, cluster_node_backups
 from components.docker.common import (
     POSTGRES_PORT,
     POSTGRES_TLS,
@@ -127,8 +127,10 @@ class PatroniDatabase(PostgresCluster):
 
         members: list[docker.Container] = []
         scheduled: list[ScheduledNode] = []
+        backups = cluster_node_backups(name, aliases, args.backups, data_dir, args.certificate_authority,
+                                       self) if args.backups else {}
         for alias in aliases:
-            backup = node_backup(alias, args.backups, data_dir, self) if args.backups else None
+            backup = backups.get(alias)
             uploads = [post_bootstrap]
             if backup:
                 uploads += backup.uploads

@@ -10,11 +10,18 @@ import json
 import pytest
 import yaml
 
+from components.backups import PEER_TLS
 from components.docker.backup_scheduler import BACKUP_JOB, BACKUP_REPORT, CRONTAB
 from components.docker.backups import CONF_FILE
 from components.docker.database import RESTORE_SCRIPT, STANZA_CREATE_SCRIPT
 from components.docker.patroni import CONFIG_FILE as PATRONI_CONFIG_FILE
-from components.render.pgbackrest import CIPHER_PASS_ENV, S3_KEY_ENV, S3_KEY_SECRET_ENV
+from components.render.pgbackrest import (
+    CIPHER_PASS_ENV,
+    DB_CONNECT_ERROR,
+    S3_KEY_ENV,
+    S3_KEY_SECRET_ENV,
+    STANDBY_UNREACHABLE_MARKER,
+)
 from plan.engine import ProgramError, ProgramRun, is_secret, run_program, run_stack_file, stack_file_config
 from tests.unit.mock_run import SHIPPED_STACK_FILES, containers, env_of, upload
 
@@ -219,3 +226,52 @@ def test_bad_backup_config_is_one_clear_line_and_registers_nothing(overrides, ex
     assert len(problems) == 1, problems
     assert problems[0].startswith(expected), problems[0]
     assert caught.value.run.resources == []
+
+
+def test_each_node_has_a_pgbackrest_tls_server_and_lists_its_peers_for_backups_from_a_standby(shipped):
+    nodes = db_nodes(shipped)
+    servers = containers(shipped, "pgbackrest-")
+    assert sorted(s.name for s in servers) == sorted(f"pgbackrest-{n.name}" for n in nodes)
+    server_aliases = {f"{n.name}-pgbackrest" for n in nodes}
+    for server in servers:
+        node = shipped.by_name(server.name.removeprefix("pgbackrest-"))
+        assert server.inputs["entrypoints"] == ["pgbackrest", f"--config={CONF_FILE}", "server"]
+        assert server.inputs["user"] == "postgres"
+        assert [set(v) for v in server.inputs["volumes"]] == [{"fromContainer"}]
+        assert server.inputs["networksAdvanced"][0]["aliases"] == [f"{node.name}-pgbackrest"]
+        # A pg host only reads its data dir: the TLS server gets no repository passphrase.
+        assert "envs" not in server.inputs
+        conf = pgbackrest_conf(server)
+        assert conf["global:server"]["tls-server-auth"] == f"{PEER_TLS.client_common_name}=db"
+        assert conf["global:server"]["tls-server-key-file"] == PEER_TLS.server_key_file
+        # The peers are for `backup` only; pg1 is the node itself.
+        peers = conf["db:backup"]
+        hosts = {peers[f"pg{index}-host"] for index in range(2, len(nodes) + 1)}
+        assert hosts == server_aliases - {f"{node.name}-pgbackrest"}
+        assert all(peers[f"pg{index}-host-type"] == "tls" for index in range(2, len(nodes) + 1))
+        assert peers["pg2-host-cert-file"] == PEER_TLS.client_certificate_file
+        assert conf["db"]["pg1-path"] == peers["pg2-path"]
+        assert "pg1-host" not in conf["db"]
+
+
+def test_the_peer_certificates_come_from_the_stack_ca_with_keys_secret_and_only_beside_the_nodes(shipped):
+    server_cert = next(r for r in shipped.resources if r.name.endswith("-pgbackrest-server-cert"))
+    client_cert = next(r for r in shipped.resources if r.name.endswith("-pgbackrest-client-cert"))
+    assert "server_auth" in server_cert.inputs["allowedUses"] and "client_auth" in client_cert.inputs["allowedUses"]
+    request = shipped.by_name(server_cert.name.removesuffix("-cert") + "-request")
+    assert sorted(request.inputs["dnsNames"]) == sorted(f"{n.name}-pgbackrest" for n in db_nodes(shipped))
+    client_request = shipped.by_name(client_cert.name.removesuffix("-cert") + "-request")
+    assert client_request.inputs["subject"]["commonName"] == PEER_TLS.client_common_name
+    for container in [*containers(shipped, "pgbackrest-"), *containers(shipped, "backup-")]:
+        keys = [u for u in container.wire_inputs["uploads"]
+                if u["file"] in (PEER_TLS.server_key_file, PEER_TLS.client_key_file)]
+        assert len(keys) == 2 and all(is_secret(u["content"]) and u["permissions"] == "0600" for u in keys)
+    for node in db_nodes(shipped):
+        assert not any(u["file"].startswith("/etc/pgbackrest/tls/") for u in node.inputs["uploads"])
+
+
+def test_the_job_backs_up_from_a_streaming_standby_and_falls_back_to_the_primary(shipped):
+    job = upload(containers(shipped, "backup-")[0], BACKUP_JOB)
+    assert "pg_stat_replication WHERE state = 'streaming'" in job
+    assert '--type="$kind" --backup-standby' in job
+    assert f'[ "$code" = {DB_CONNECT_ERROR} ]' in job and STANDBY_UNREACHABLE_MARKER in job
