@@ -9,7 +9,8 @@ for its RTO figure; archive_timeout is the stack default, 60 s, so its RPO figur
 the one a stack gets. Needs postgresql-15, pgbackrest and jq; everything runs on
 127.0.0.1 under temp dirs, with bounded writes (loopback/backup_drills.py WRITE_*). The
 standby drill (loopback/backup_standby.py) reports the backup's seconds and the primary's
-commit rate during it against the rate just before.
+commit rate during it against the rate just before; the Patroni timeline drill
+(loopback/backup_patroni.py) needs patroni and etcd too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import traceback
 
 from components.config import BackupsConfig
-from loopback import backup_drills, backup_standby
+from loopback import backup_drills, backup_patroni, backup_standby
 from loopback.backups import loopback_backups
 from loopback.binaries import MissingBinary
 
@@ -36,6 +37,8 @@ def run() -> list:
         figures += backup_drills.whole_cluster_loss(setup, pgbench_scale=RTO_PGBENCH_SCALE).figures()
     with loopback_backups(replicas=1, extra_flags=backup_drills.DRILL_FLAGS) as setup:
         figures += backup_drills.timeline_switch(setup).figures()
+    with backup_patroni.loopback_patroni_backups() as (setup, cluster):
+        figures += backup_patroni.patroni_timeline_switch(setup, cluster).figures()
     with loopback_backups() as setup:
         figures += backup_drills.encryption(setup).figures()
     with loopback_backups(replicas=1, extra_flags=backup_drills.DRILL_FLAGS) as setup:

@@ -7,6 +7,8 @@
                          data dirs; restore `latest`. RPO and RTO.
 3. `timeline_switch`     promote the replica (manual failover); the new primary archives
                          on its new timeline and backs up; restore to after the switch.
+                         With Patroni: loopback/backup_patroni.py.
+4. (loopback/backup_standby.py) a backup from the standby under load.
 5. `encryption`          a copy of the repository without the passphrase yields nothing.
 
 Commit times come from the server (track_commit_timestamp), so "before the target" means
@@ -33,7 +35,7 @@ from .backups import LoopbackBackups, posix_repository
 from .binaries import find
 from .drills import Figure
 from .ports import wait_until
-from .postgres import as_postgres, chown_to_postgres, remove_tree
+from .postgres import PgCluster, as_postgres, chown_to_postgres, remove_tree
 
 # Every drill database runs with this, so each row's commit time can be read back.
 DRILL_FLAGS = ("-c", "track_commit_timestamp=on")
@@ -248,27 +250,36 @@ def timeline_switch(setup: LoopbackBackups) -> TimelineSwitchResult:
         conn.execute("SELECT pg_promote(wait => true)")
         timeline = current_timeline(conn)
     replica_settings = setup.node_settings("replica-0", replica.data_dir, replica.port, db.root)
-    backup_log = setup.run_backup_job("ensure", replica_settings)
-    writer = RowWriter(lambda: db.connect(replica, "app"))
+    return restore_past_the_switch(setup, replica, replica_settings, timeline)
+
+
+def restore_past_the_switch(setup: LoopbackBackups, new_primary: PgCluster, settings: PgBackRestSettings,
+                            timeline: int, result: type[TimelineSwitchResult] = TimelineSwitchResult
+                            ) -> TimelineSwitchResult:
+    """After a promotion onto `timeline`: the scheduled job's `ensure` on the new primary,
+    steady writes on it, then a point-in-time restore to a moment among those writes."""
+    db = setup.db
+    backup_log = setup.run_backup_job("ensure", settings)
+    writer = RowWriter(lambda: db.connect(new_primary, "app"))
     writer.next_id = 1_000_000  # ids after the switch, apart from those before it
     writer.start()
     try:
         writer.wait_for(ROWS_BEFORE)
-        with db.connect(replica, "app") as conn:
+        with db.connect(new_primary, "app") as conn:
             target = conn.execute("SELECT clock_timestamp()").fetchone()[0]
             writer.wait_for(len(writer.acknowledged) + ROWS_AFTER_TARGET)
             before = {row[0] for row in conn.execute(
                 "SELECT id FROM drill_rows WHERE pg_xact_commit_timestamp(xmin) <= %s", (target,))}
     finally:
         writer.stop()
-    setup.wait_archived(replica)
-    archive = setup.info(replica_settings)["archive"][0]
+    setup.wait_archived(new_primary)
+    archive = setup.info(settings)["archive"][0]
     run = setup.restore(target.isoformat())
     rto_s = run.wait_writable()
     restored = _restored_ids(setup, run.cluster)
     with db.connect(run.cluster) as conn:
         restored_timeline = current_timeline(conn)
-    return TimelineSwitchResult(
+    return result(
         promoted_timeline=timeline, new_timeline_archived=int(archive["max"][:8], 16) >= timeline,
         backup_after_promotion="--type=full" in backup_log, committed_before_target=len(before),
         rows_before_target_missing=len(before - restored), rows_after_target_present=len(restored - before),

@@ -128,7 +128,7 @@ class StandbyBackupResult:
     fallback_primary_files: int
 
     def figures(self) -> list[Figure]:
-        return _figures("backup_standby", {
+        return _figures("from_standby", {
             "backup_s": (self.backup_s, "s"),
             "primary_commits_per_s": (self.primary_commits_per_s, "commits/s"),
             "baseline_commits_per_s": (self.baseline_commits_per_s, "commits/s"),

@@ -23,6 +23,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
+
+import psycopg
 
 from components.render.backup_report import BackupReportSettings, backup_report_script
 from components.render.pgbackrest import (
@@ -58,6 +61,16 @@ def passphrase() -> str:
     return secrets.token_urlsafe(36)
 
 
+class ArchivingDatabase(Protocol):
+    """What the backup helpers use of the database that archives: superuser connections,
+    and the flags a restored copy runs with (LoopbackDatabase, or a Patroni cluster's,
+    loopback/backup_patroni.py)."""
+
+    server_flags: list[str]
+
+    def connect(self, cluster: PgCluster, dbname: str = "postgres") -> psycopg.Connection: ...
+
+
 @dataclass
 class LoopbackBackups:
     """A loopback database whose nodes archive into one pgBackRest repository."""
@@ -65,7 +78,7 @@ class LoopbackBackups:
     root: Path
     repository: RepositorySettings
     cipher_pass: str
-    db: LoopbackDatabase | None = None
+    db: LoopbackDatabase | ArchivingDatabase | None = None
     archive_timeout_s: int = ARCHIVE_TIMEOUT_S
     restored: list[PgCluster] = field(default_factory=list)
     # Object-store credentials (PGBACKREST_REPO1_AZURE_KEY, ...), as the containers get them.

@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +56,11 @@ FAILOVER_WAIT_S = 60
 PATRONICTL_TIMEOUT_S = 120
 # Commits acknowledged before the crash, so the crash hits a cluster under load.
 WRITES_BEFORE_CRASH = 50
+
+# What a member adds to its rendered settings and environment, e.g. WAL archiving
+# (loopback/backup_patroni.py): (node name, data dir, postgres port, socket dir) ->
+# (PatroniSettings fields, env).
+MemberExtras = Callable[[str, Path, int, Path], tuple[dict, dict[str, str]]]
 
 
 def stop_process(process: subprocess.Popen, grace_s: float) -> None:
@@ -240,7 +245,7 @@ class PatroniCluster:
 
 
 @contextmanager
-def loopback_patroni(members: int = 2) -> Iterator[PatroniCluster]:
+def loopback_patroni(members: int = 2, *, member_extras: MemberExtras | None = None) -> Iterator[PatroniCluster]:
     """`members` Patroni nodes over a loopback etcd cluster, with a leader and a sync standby."""
     with ExitStack() as stack:
         etcd = stack.enter_context(loopback_etcd())
@@ -258,22 +263,24 @@ def loopback_patroni(members: int = 2) -> Iterator[PatroniCluster]:
         # HOME: Patroni writes its pgpass file there, and /root is not the postgres user's.
         env = {**os.environ, "HOME": str(root), SUPERUSER_PASSWORD_ENV: passwords.superuser,
                REPLICATION_PASSWORD_ENV: passwords.replication, APP_DB_PASSWORD_ENV: passwords.app}
-        nodes = []
+        nodes, node_env = [], {}
         for index in range(members):
             postgres_port, api_port = free_port(), free_port()
+            name, data_dir = f"db-{index}", root / f"db-{index}"
+            extra_settings, node_env[name] = member_extras(name, data_dir, postgres_port, root) if member_extras else ({}, {})
             settings = PatroniSettings(
-                scope="hastack-loopback", node_name=f"db-{index}", etcd_hosts=etcd.client_endpoints,
+                scope="hastack-loopback", node_name=name, etcd_hosts=etcd.client_endpoints,
                 restapi_listen=f"127.0.0.1:{api_port}", restapi_connect_address=f"127.0.0.1:{api_port}",
                 postgres_listen=f"127.0.0.1:{postgres_port}", postgres_connect_address=f"127.0.0.1:{postgres_port}",
-                data_dir=str(root / f"db-{index}"), database=database, bin_dir=str(POSTGRES_BIN_DIR),
-                unix_socket_dir=str(root), post_bootstrap_path=str(post_bootstrap))
+                data_dir=str(data_dir), database=database, bin_dir=str(POSTGRES_BIN_DIR),
+                unix_socket_dir=str(root), post_bootstrap_path=str(post_bootstrap), **extra_settings)
             nodes.append(PatroniNode(settings, postgres_port, api_port))
         for node in nodes:
             stack.callback(node.stop)
             config = root / f"{node.name}.yml"
             config.write_text(render_patroni_yml(node.settings))
             chown_to_postgres(config)
-            node.start(config, env, root / f"{node.name}.log")
+            node.start(config, {**env, **node_env[node.name]}, root / f"{node.name}.log")
         cluster = PatroniCluster(nodes, passwords, etcd, root, certificates)
         cluster.wait_for_leader_and_sync_standby()
         yield cluster

@@ -1,12 +1,13 @@
 """Backup drills on real pgbackrest 2.45 and PostgreSQL 15 (loopback/backup_drills.py,
-loopback/backup_standby.py): point-in-time recovery after an operator error, whole-cluster
-loss, a manual promotion followed by a restore past the switch, a repository copy without
-the passphrase, and a backup from the standby under load. The 1 GB RTO figure is measured
-by `python -m bench backups`."""
+loopback/backup_standby.py, loopback/backup_patroni.py): point-in-time recovery after an
+operator error, whole-cluster loss, a promotion (manual, and by Patroni) followed by a
+restore past the switch, a repository copy without the passphrase, and a backup from the
+standby under load. The 1 GB RTO figure is measured by `python -m bench backups`."""
 
 from __future__ import annotations
 
-from loopback import backup_drills, backup_standby
+from loopback import backup_drills, backup_patroni, backup_standby
+from loopback.backup_patroni import loopback_patroni_backups
 from loopback.backups import loopback_backups
 
 # One archive push can take up to this long on a loaded CI box; the RPO bound is
@@ -67,3 +68,16 @@ def test_a_backup_from_the_streaming_standby_under_load_reads_the_standby_and_re
     # `latest` is the primary's diff on top of the standby's full: both restore.
     assert result.rows_acknowledged > backup_standby.ROWS_BEFORE_BACKUP
     assert result.rows_missing_after_restore == 0
+
+
+def test_after_patroni_promotes_a_new_leader_it_archives_backs_up_and_restores_past_the_switch(pgbackrest_installed,
+                                                                                                patroni_installed):
+    """Real Patroni + etcd: archive_command in the DCS parameters, the leader SIGKILLed."""
+    with loopback_patroni_backups() as (setup, cluster):
+        result = backup_patroni.patroni_timeline_switch(setup, cluster)
+    assert result.promoted_timeline == 2 and result.new_timeline_archived
+    assert result.backup_after_promotion
+    assert result.committed_before_target >= backup_drills.ROWS_BEFORE
+    assert result.rows_before_target_missing == 0
+    assert result.rows_after_target_present == 0
+    assert result.restored_timeline == 3
