@@ -3,9 +3,9 @@ point-in-time restore to a moment after the switch works.
 
 A Patroni cluster on loopback (loopback/patroni.py) whose rendered patroni.yml carries the
 rendered archive settings in its DCS parameters and pgBackRest first in
-create_replica_methods, as components/docker/patroni.py renders them. The scheduled job's
-`ensure` creates the stanza (a Patroni bootstrap runs no initdb.d scripts) and takes the
-first full backup on the leader. Then the leader is SIGKILLed, Patroni promotes the other
+create_replica_methods, and the stanza created by the post_bootstrap hook, as
+components/docker/patroni.py renders them. The scheduled job's `ensure` takes the first
+full backup on the leader. Then the leader is SIGKILLed, Patroni promotes the other
 member, and the rest is the manual drill's (backup_drills.restore_past_the_switch): `ensure`
 on the new leader takes a full backup on the new timeline, and a restore reaches a moment
 among the new leader's writes.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -42,6 +42,10 @@ from .postgres import PgCluster, chown_to_postgres, make_owned_dir, remove_tree
 
 @dataclass(frozen=True)
 class PatroniTimelineSwitchResult(TimelineSwitchResult):
+    # pg_stat_archiver.failed_count on the first leader: 0 when the stanza existed before
+    # its first segment was archived.
+    archive_failures_before_switch: int = -1
+
     drill: ClassVar[str] = "patroni_timeline_switch"
 
 
@@ -94,8 +98,11 @@ def loopback_patroni_backups() -> Iterator[tuple[LoopbackBackups, PatroniCluster
         return ({"archive_parameters": parameters, "pgbackrest_replica_command": replica_restore_command(settings)},
                 {CIPHER_PASS_ENV: setup.cipher_pass, **member_paths_env(settings)})
 
+    # Names the first member's config file, which `extras` writes before Patroni starts; the
+    # bootstrapping member's own paths come from its environment (member_paths_env).
+    stanza_create = setup.node_settings("db-0", root, 0, root).command("stanza-create")
     try:
-        with loopback_patroni(2, member_extras=extras) as cluster:
+        with loopback_patroni(2, member_extras=extras, stanza_create=stanza_create) as cluster:
             database = cluster.nodes[0].settings.database
             hba_file = root / "pg_hba.conf"
             hba_file.write_text(render_pg_hba(database))
@@ -110,7 +117,7 @@ def loopback_patroni_backups() -> Iterator[tuple[LoopbackBackups, PatroniCluster
         remove_tree(root)
 
 
-def patroni_timeline_switch(setup: LoopbackBackups, cluster: PatroniCluster) -> TimelineSwitchResult:
+def patroni_timeline_switch(setup: LoopbackBackups, cluster: PatroniCluster) -> PatroniTimelineSwitchResult:
     leader = cluster.leader()
     leader_settings = setup.node_settings(leader.name, Path(leader.settings.data_dir), leader.postgres_port,
                                           cluster.root)
@@ -122,6 +129,8 @@ def patroni_timeline_switch(setup: LoopbackBackups, cluster: PatroniCluster) -> 
     writer.wait_for(ROWS_BEFORE)
     writer.stop()
     setup.wait_archived(member_cluster(leader))
+    with setup.db.connect(member_cluster(leader)) as conn:
+        archive_failures = conn.execute("SELECT failed_count FROM pg_stat_archiver").fetchone()[0]
     leader.crash()
     wait_until(lambda: cluster.roles().get(leader.name) != "leader" and "leader" in cluster.roles().values(),
                FAILOVER_WAIT_S, "a new Patroni leader", interval_s=0.2)
@@ -131,7 +140,8 @@ def patroni_timeline_switch(setup: LoopbackBackups, cluster: PatroniCluster) -> 
     with setup.db.connect(new_primary) as conn:
         timeline = current_timeline(conn)
     settings = setup.node_settings(new_leader.name, new_primary.data_dir, new_primary.port, cluster.root)
-    return restore_past_the_switch(setup, new_primary, settings, timeline, PatroniTimelineSwitchResult)
+    result = restore_past_the_switch(setup, new_primary, settings, timeline, PatroniTimelineSwitchResult)
+    return replace(result, archive_failures_before_switch=archive_failures)
 
 
 def _in_recovery(setup: LoopbackBackups, cluster: PgCluster) -> bool:

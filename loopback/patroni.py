@@ -245,8 +245,10 @@ class PatroniCluster:
 
 
 @contextmanager
-def loopback_patroni(members: int = 2, *, member_extras: MemberExtras | None = None) -> Iterator[PatroniCluster]:
-    """`members` Patroni nodes over a loopback etcd cluster, with a leader and a sync standby."""
+def loopback_patroni(members: int = 2, *, member_extras: MemberExtras | None = None,
+                     stanza_create: str | None = None) -> Iterator[PatroniCluster]:
+    """`members` Patroni nodes over a loopback etcd cluster, with a leader and a sync standby;
+    `stanza_create`: the post_bootstrap hook creates the pgBackRest stanza too."""
     with ExitStack() as stack:
         etcd = stack.enter_context(loopback_etcd())
         root = make_owned_dir("hastack-patroni-")
@@ -258,7 +260,8 @@ def loopback_patroni(members: int = 2, *, member_extras: MemberExtras | None = N
                                    replication_cidr=LOOPBACK_CIDR, app_db=APP_DB, app_user=APP_USER,
                                    listen_addresses="127.0.0.1", tls=certificates.server_tls())
         post_bootstrap = root / "post-bootstrap.sh"
-        post_bootstrap.write_text(patroni_post_bootstrap_script(database, bin_dir=str(POSTGRES_BIN_DIR)))
+        post_bootstrap.write_text(patroni_post_bootstrap_script(database, bin_dir=str(POSTGRES_BIN_DIR),
+                                                               stanza_create=stanza_create))
         post_bootstrap.chmod(0o755)
         # HOME: Patroni writes its pgpass file there, and /root is not the postgres user's.
         env = {**os.environ, "HOME": str(root), SUPERUSER_PASSWORD_ENV: passwords.superuser,

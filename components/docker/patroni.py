@@ -114,9 +114,7 @@ class PatroniDatabase(PostgresCluster):
         # One certificate naming every member: any of them may lead.
         certificate = args.certificate_authority.issue(f"{name}-server", dns_names=aliases, parent=self)
         tls_uploads = postgres_tls_uploads(certificate, args.certificate_authority.certificate_pem)
-        post_bootstrap = docker.ContainerUploadArgs(
-            file=POST_BOOTSTRAP_SCRIPT, content=patroni_post_bootstrap_script(database), permissions="0755"
-        )
+
         # Patroni reads the first two itself; the post-bootstrap script reads the others.
         envs = [
             env_entry(SUPERUSER_PASSWORD_ENV, args.superuser_password),
@@ -129,6 +127,12 @@ class PatroniDatabase(PostgresCluster):
         scheduled: list[ScheduledNode] = []
         backups = cluster_node_backups(name, aliases, args.backups, data_dir, args.certificate_authority,
                                        self) if args.backups else {}
+        # Every member's pgBackRest settings name the same files, so any member's command creates the stanza.
+        stanza_create = backups[aliases[0]].settings.command("stanza-create") if backups else None
+        post_bootstrap = docker.ContainerUploadArgs(
+            file=POST_BOOTSTRAP_SCRIPT, content=patroni_post_bootstrap_script(database, stanza_create=stanza_create),
+            permissions="0755"
+        )
         for alias in aliases:
             backup = backups.get(alias)
             uploads = [post_bootstrap]

@@ -166,9 +166,15 @@ def render_patroni_yml(s: PatroniSettings) -> str:
     return "# Rendered by hastack.\n" + yaml.safe_dump(document, sort_keys=False)
 
 
-def patroni_post_bootstrap_script(s: PrimarySettings, bin_dir: str | None = None) -> str:
+def patroni_post_bootstrap_script(s: PrimarySettings, bin_dir: str | None = None, stanza_create: str | None = None) -> str:
     """bash run by Patroni once, on the node that initialised the cluster: creates the
-    app role and database. Patroni passes a superuser connection URL as $1."""
+    app role and database. Patroni passes a superuser connection URL as $1.
+
+    `stanza_create` (components/render/pgbackrest.py): the pgBackRest stanza, created
+    here so it exists before the first WAL segment is archived. Otherwise archive-push
+    fails until the backup job creates it, and after three failures in a row postgres's
+    archiver waits up to a minute before it tries again, longer than the first backup
+    waits for its WAL (pgarch.c, NUM_ARCHIVE_RETRIES and PGARCH_AUTOWAKE_INTERVAL)."""
     psql = shlex.quote(f"{bin_dir}/psql" if bin_dir else "psql")
     return f"""#!/usr/bin/env bash
 # Rendered by hastack: Patroni's post_bootstrap hook. The password comes from ${APP_DB_PASSWORD_ENV}.
@@ -176,4 +182,5 @@ set -eu
 : "${{{APP_DB_PASSWORD_ENV}:?{APP_DB_PASSWORD_ENV} must be set}}"
 {psql} -v ON_ERROR_STOP=1 --no-psqlrc --dbname "$1" <<'SQL'
 {app_database_sql(s)}SQL
+{stanza_create or ""}
 """

@@ -75,6 +75,8 @@ def test_after_patroni_promotes_a_new_leader_it_archives_backs_up_and_restores_p
     """Real Patroni + etcd: archive_command in the DCS parameters, the leader SIGKILLed."""
     with loopback_patroni_backups() as (setup, cluster):
         result = backup_patroni.patroni_timeline_switch(setup, cluster)
+    # The post_bootstrap hook created the stanza before the first segment was archived.
+    assert result.archive_failures_before_switch == 0
     assert result.promoted_timeline == 2 and result.new_timeline_archived
     assert result.backup_after_promotion
     assert result.committed_before_target >= backup_drills.ROWS_BEFORE

@@ -15,6 +15,7 @@ from components.docker.backup_scheduler import BACKUP_JOB, BACKUP_REPORT, CRONTA
 from components.docker.backups import CONF_FILE
 from components.docker.database import RESTORE_SCRIPT, STANZA_CREATE_SCRIPT
 from components.docker.patroni import CONFIG_FILE as PATRONI_CONFIG_FILE
+from components.docker.patroni import POST_BOOTSTRAP_SCRIPT as PATRONI_POST_BOOTSTRAP
 from components.render.pgbackrest import (
     CIPHER_PASS_ENV,
     DB_CONNECT_ERROR,
@@ -275,3 +276,10 @@ def test_the_job_backs_up_from_a_streaming_standby_and_falls_back_to_the_primary
     assert "pg_stat_replication WHERE state = 'streaming'" in job
     assert '--type="$kind" --backup-standby' in job
     assert f'[ "$code" = {DB_CONNECT_ERROR} ]' in job and STANDBY_UNREACHABLE_MARKER in job
+
+
+def test_patroni_creates_the_stanza_in_its_post_bootstrap_hook_before_anything_is_archived():
+    run = with_overrides(SELF_HOSTED_STACK_FILES[0], database={"failover": "patroni"})
+    for member in db_nodes(run):
+        hook = upload(member, PATRONI_POST_BOOTSTRAP)
+        assert hook.rstrip().endswith(f"pgbackrest --config={CONF_FILE} --stanza=db stanza-create")
