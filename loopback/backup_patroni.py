@@ -100,7 +100,7 @@ def loopback_patroni_backups() -> Iterator[tuple[LoopbackBackups, PatroniCluster
 
     # Names the first member's config file, which `extras` writes before Patroni starts; the
     # bootstrapping member's own paths come from its environment (member_paths_env).
-    stanza_create = setup.node_settings("db-0", root, 0, root).command("stanza-create")
+    stanza_create = setup.node_settings("db-0", root / "db-0", 0, root).command("stanza-create")
     try:
         with loopback_patroni(2, member_extras=extras, stanza_create=stanza_create) as cluster:
             database = cluster.nodes[0].settings.database
