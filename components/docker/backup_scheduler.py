@@ -103,6 +103,7 @@ class BackupScheduler(pulumi.ComponentResource):
                 restart="unless-stopped",
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[node.container]),
             ).name
-            for node in args.nodes
+            # A single node has no standby to back up from, and so no peers to serve.
+            for node in args.nodes if node.backup.settings.peers
         ]
         self.register_outputs({"containerNames": self.container_names, "tlsServerNames": self.tls_server_names})

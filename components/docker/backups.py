@@ -111,6 +111,8 @@ def cluster_node_backups(name: str, aliases: Sequence[str], cluster: ClusterBack
     """The pgBackRest part of every node of cluster `name`, by alias: each lists the
     others' TLS servers as its peers, and all share one server and one client certificate."""
     servers = [tls_server_alias(alias) for alias in aliases]
+    if len(aliases) == 1:  # no standby to back up from: no TLS server, no certificates
+        return {aliases[0]: _node_backup(aliases[0], cluster, pg_path, [], [], parent)}
     server = ca.issue(f"{name}-pgbackrest-server", dns_names=servers, parent=parent)
     client = ca.issue_client(f"{name}-pgbackrest-client", common_name=PEER_TLS.client_common_name, parent=parent)
     peer_uploads = [

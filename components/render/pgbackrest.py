@@ -498,6 +498,7 @@ fi
 
 
 def _backup_commands(s: BackupJobSettings) -> str:
+    """The backup itself: from a streaming standby when the node has peers, else from here."""
     b = s.backup
     backup = f'{b.command("backup")} --type="$kind"'
     if not b.peers:

@@ -283,3 +283,12 @@ def test_patroni_creates_the_stanza_in_its_post_bootstrap_hook_before_anything_i
     for member in db_nodes(run):
         hook = upload(member, PATRONI_POST_BOOTSTRAP)
         assert hook.rstrip().endswith(f"pgbackrest --config={CONF_FILE} --stanza=db stanza-create")
+
+
+def test_a_single_node_backs_up_from_itself_with_no_tls_server_or_peer_certificates():
+    run = with_overrides(SELF_HOSTED_STACK_FILES[0], database={"replicas": 0})
+    assert containers(run, "pgbackrest-") == []
+    assert not any(r.name.endswith(("-pgbackrest-server-cert", "-pgbackrest-client-cert")) for r in run.resources)
+    conf = pgbackrest_conf(run.by_name("db-primary"))
+    assert "db:backup" not in conf and "global:server" not in conf
+    assert "--backup-standby" not in upload(containers(run, "backup-")[0], BACKUP_JOB)
