@@ -31,15 +31,21 @@ def test_whole_cluster_loss_restores_latest_losing_at_most_archive_timeout_plus_
     assert result.rto_s > 0 and result.db_bytes > 0
 
 
-def test_after_a_manual_promotion_the_new_primary_archives_backs_up_and_restores_past_the_switch(pgbackrest_installed):
-    with loopback_backups(replicas=1, extra_flags=backup_drills.DRILL_FLAGS) as setup:
-        result = backup_drills.timeline_switch(setup)
+def assert_restored_past_the_switch(result: backup_drills.TimelineSwitchResult) -> None:
+    """The new primary archived on timeline 2 and backed up; the restore past the switch
+    has every row committed by the target and none after, and promoted onto timeline 3."""
     assert result.promoted_timeline == 2 and result.new_timeline_archived
     assert result.backup_after_promotion
     assert result.committed_before_target >= backup_drills.ROWS_BEFORE
     assert result.rows_before_target_missing == 0
     assert result.rows_after_target_present == 0
     assert result.restored_timeline == 3
+
+
+def test_after_a_manual_promotion_the_new_primary_archives_backs_up_and_restores_past_the_switch(pgbackrest_installed):
+    with loopback_backups(replicas=1, extra_flags=backup_drills.DRILL_FLAGS) as setup:
+        result = backup_drills.timeline_switch(setup)
+    assert_restored_past_the_switch(result)
 
 
 def test_a_repository_copy_without_the_passphrase_yields_nothing_readable(pgbackrest_installed):
@@ -77,9 +83,4 @@ def test_after_patroni_promotes_a_new_leader_it_archives_backs_up_and_restores_p
         result = backup_patroni.patroni_timeline_switch(setup, cluster)
     # The post_bootstrap hook created the stanza before the first segment was archived.
     assert result.archive_failures_before_switch == 0
-    assert result.promoted_timeline == 2 and result.new_timeline_archived
-    assert result.backup_after_promotion
-    assert result.committed_before_target >= backup_drills.ROWS_BEFORE
-    assert result.rows_before_target_missing == 0
-    assert result.rows_after_target_present == 0
-    assert result.restored_timeline == 3
+    assert_restored_past_the_switch(result)
