@@ -24,21 +24,32 @@ import pulumi
 import pulumi_random as random
 
 from components.config import BackupsConfig
+from components.render.backup_report import BackupReportSettings, backup_report_script
 from components.render.pgbackrest import (
     AZURE_KEY_ENV,
     CIPHER_PASS_ENV,
     S3_KEY_ENV,
     S3_KEY_SECRET_ENV,
+    BackupJobSettings,
     PeerNode,
     PeerTls,
     PgBackRestSettings,
     RepositorySettings,
+    backup_job_script,
+    render_crontab,
 )
 
 # Where a repository of type volume is mounted in every container that uses it.
 REPOSITORY_MOUNT = "/var/lib/pgbackrest"
 # The image's default socket dir (official postgres image), where pgBackRest connects.
 SOCKET_DIR = "/var/run/postgresql"
+# The backup scheduler's files (supercronic runs the crontab, which runs the report script,
+# which runs the job), and where the report goes: the image makes it the postgres user's,
+# and a new, empty volume mounted there gets that owner and mode (images/postgres/Dockerfile).
+BACKUP_JOB = "/usr/local/bin/hastack-backup"
+BACKUP_REPORT = "/usr/local/bin/hastack-scheduled-backup"
+CRONTAB = "/etc/hastack/crontab"
+REPORT_DIR = "/var/lib/hastack/backup-reports"
 # pgBackRest's guide suggests `openssl rand -base64 48` (64 characters); alphanumerics
 # keep it safe in environment variables.
 PASSPHRASE_LENGTH = 64
@@ -117,6 +128,25 @@ class Backups(pulumi.ComponentResource):
         )
 
 
+@dataclass(frozen=True)
+class SchedulerFile:
+    path: str
+    content: str
+    executable: bool
+
+
+def scheduler_files(config: BackupsConfig, settings: PgBackRestSettings) -> list[SchedulerFile]:
+    """What a node's backup scheduler runs: the crontab (full and diff on the configured
+    expressions, `ensure` every few minutes), the backup job, and the report script the
+    crontab calls, which runs the job and then writes the backup report into REPORT_DIR."""
+    return [
+        SchedulerFile(CRONTAB, render_crontab(config.schedule.full, config.schedule.diff, BACKUP_REPORT), False),
+        SchedulerFile(BACKUP_JOB, backup_job_script(BackupJobSettings(backup=settings)), True),
+        SchedulerFile(BACKUP_REPORT, backup_report_script(
+            BackupReportSettings(backup=settings, job_path=BACKUP_JOB, directory=REPORT_DIR)), True),
+    ]
+
+
 def object_store_env(config: BackupsConfig) -> dict[str, pulumi.Output[str]]:
     """The object store's credentials, as secrets, under the names pgBackRest reads."""
     repo = config.repository
@@ -126,3 +156,14 @@ def object_store_env(config: BackupsConfig) -> dict[str, pulumi.Output[str]]:
     if repo.type == "azure":
         return {AZURE_KEY_ENV: pulumi.Output.secret(repo.azure.key.get_secret_value())}
     return {}
+
+
+def repository_location(config: BackupsConfig, volume: str) -> str:
+    """Where the backups are, for the runbooks: the bucket, the container, or `volume` (the
+    platform's name for its repository volume) and the repository's path in it."""
+    repo = config.repository
+    if repo.type == "s3":
+        return f"s3://{repo.s3.bucket}{repo.path} at {repo.s3.endpoint}"
+    if repo.type == "azure":
+        return f"azure://{repo.azure.account}/{repo.azure.container}{repo.path} at {repo.azure.endpoint}"
+    return f"{volume}{repo.path}"

@@ -1052,6 +1052,13 @@ class StackConfig(_Model):
                 "loadBalancer.tls is not available on platform 'swarm' yet (its HAProxy serves plain HTTP); "
                 "set loadBalancer.tls.enabled: false and terminate HTTPS in front of the nodes"
             )
+        repo = self.backups.repository
+        if self.backups.enabled and repo.type == "volume" and repo.volume.driver == "local":
+            raise ValueError(
+                "backups.repository.volume.driver 'local' keeps the backups on the disk of whichever node runs the "
+                "backup, lost with it; a swarm stack needs a shared repository: volume.driver 'nfs' "
+                "(backups.repository.volume.nfs), or type 's3' or 'azure'"
+            )
         capacity = len(swarm.nodes) * swarm.max_replicas_per_node
         if self.app.replicas >= capacity:
             raise ValueError(

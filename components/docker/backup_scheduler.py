@@ -25,16 +25,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.backups import CRONTAB, scheduler_files
 from components.config import BackupsConfig
-from components.docker.backups import REPORT_DIR, NodeBackup, tls_server_alias
+from components.docker.backups import NodeBackup, tls_server_alias
 from components.docker.common import network_attachment
-from components.render.backup_report import BackupReportSettings, backup_report_script
-from components.render.pgbackrest import BackupJobSettings, backup_job_script, render_crontab, tls_server_command
+from components.render.pgbackrest import tls_server_command
 
-BACKUP_JOB = "/usr/local/bin/hastack-backup"
-# What the crontab runs: the job, then the backup report.
-BACKUP_REPORT = "/usr/local/bin/hastack-scheduled-backup"
-CRONTAB = "/etc/hastack/crontab"
 # A running backup gets this long to finish its file and release its lock.
 STOP_GRACE_S = 60
 
@@ -62,9 +58,6 @@ class BackupScheduler(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BackupSchedulerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:docker:BackupScheduler", name, None, opts)
-        crontab = docker.ContainerUploadArgs(
-            file=CRONTAB, content=render_crontab(args.config.schedule.full, args.config.schedule.diff, BACKUP_REPORT),
-            permissions="0644")
         self.container_names = [
             docker.Container(
                 f"backup-{node.alias}",
@@ -78,11 +71,8 @@ class BackupScheduler(pulumi.ComponentResource):
                 uploads=[
                     *node.backup.uploads,
                     *node.backup.peer_uploads,
-                    crontab,
-                    docker.ContainerUploadArgs(file=BACKUP_JOB, permissions="0755",
-                                               content=backup_job_script(BackupJobSettings(backup=node.backup.settings))),
-                    docker.ContainerUploadArgs(file=BACKUP_REPORT, permissions="0755", content=backup_report_script(
-                        BackupReportSettings(backup=node.backup.settings, job_path=BACKUP_JOB, directory=REPORT_DIR))),
+                    *(docker.ContainerUploadArgs(file=f.path, content=f.content, permissions="0755" if f.executable else "0644")
+                      for f in scheduler_files(args.config, node.backup.settings)),
                 ],
                 restart="unless-stopped",
                 destroy_grace_seconds=STOP_GRACE_S,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.backups import PEER_TLS, REPOSITORY_MOUNT, SOCKET_DIR, Backups
+from components.backups import PEER_TLS, REPORT_DIR, REPOSITORY_MOUNT, SOCKET_DIR, Backups
 from components.certificates import StackCertificateAuthority
 from components.config import BackupsConfig
 from components.docker.common import POSTGRES_UID, data_options, env_entry
@@ -32,9 +32,6 @@ from components.docker.storage import data_volume
 from components.render.pgbackrest import PgBackRestSettings, archive_parameters, render_pgbackrest_conf
 
 CONF_FILE = "/etc/pgbackrest/pgbackrest.conf"
-# Where the schedulers write the backup report; the image makes it the postgres user's, and
-# Docker gives a new, empty volume mounted there that owner and mode (images/postgres/Dockerfile).
-REPORT_DIR = "/var/lib/hastack/backup-reports"
 
 
 @dataclass(frozen=True)

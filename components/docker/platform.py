@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_docker as docker
 
-from components.backups import Backups, BackupsArgs
+from components.backups import Backups, BackupsArgs, repository_location
 from components.certificates import ServerCertificate, StackCertificateAuthority
 from components.config import LoadBalancerTlsConfig, StackConfig
 from components.docker.app import App, AppArgs
@@ -212,11 +212,4 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
 
 def backup_repository_output(config: StackConfig) -> str | None:
     """Where the backups are, for the runbooks: the volume, bucket or container."""
-    if not config.backups.enabled:
-        return None
-    repo = config.backups.repository
-    if repo.type == "s3":
-        return f"s3://{repo.s3.bucket}{repo.path} at {repo.s3.endpoint}"
-    if repo.type == "azure":
-        return f"azure://{repo.azure.account}/{repo.azure.container}{repo.path} at {repo.azure.endpoint}"
-    return f"volume backups-repository{repo.path}"
+    return repository_location(config.backups, "volume backups-repository") if config.backups.enabled else None

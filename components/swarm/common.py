@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_docker as docker
 
+from components.render.secret_files import FILE_SUFFIX, secret_files_entrypoint
+
 # Where Swarm mounts a service's secrets (the `*_FILE` convention points here).
 SECRETS_DIR = "/run/secrets"
+# The `*_FILE` entrypoint (render/secret_files.py) of the services whose programs read
+# their secrets only from the environment (Patroni, pgBackRest).
+SECRETS_ENTRYPOINT = "/usr/local/bin/hastack-secret-files"
 # Docker's embedded DNS on every overlay network: service names, `tasks.<service>`.
 DOCKER_DNS = "127.0.0.11:53"
 
@@ -54,6 +59,16 @@ def secret_file(secret: docker.Secret, file_name: str, uid: str | None = None) -
     )
 
 
+def secret_env_files(prefix: str, values: Mapping[str, pulumi.Input[str]], parent: pulumi.Resource,
+                     uid: str | None = None) -> tuple[dict[str, str], list[docker.ServiceTaskSpecContainerSpecSecretArgs]]:
+    """Each `NAME: value` as a Swarm secret mounted at /run/secrets/NAME, and the
+    `NAME_FILE` variables that point at them (render/secret_files.py turns them back into
+    NAME for programs that read only their environment): the values never appear in the spec."""
+    secrets = [secret_file(swarm_secret(f"{prefix}-{env_name.lower().replace('_', '-')}", value, parent), env_name, uid=uid)
+               for env_name, value in values.items()]
+    return {f"{env_name}{FILE_SUFFIX}": secret_path(env_name) for env_name in values}, secrets
+
+
 def secret_path(file_name: str) -> str:
     """Where `secret_file(..., file_name)` appears inside the task, for a `NAME_FILE` variable."""
     return f"{SECRETS_DIR}/{file_name}"
@@ -81,6 +96,12 @@ def output_config(resource_name: str, content: pulumi.Input[str], parent: pulumi
     return docker.ServiceConfig(resource_name, data=data, opts=pulumi.ResourceOptions(parent=parent))
 
 
+def secret_files_config(name: str, parent: pulumi.Resource) -> docker.ServiceTaskSpecContainerSpecConfigArgs:
+    """The `*_FILE` entrypoint at SECRETS_ENTRYPOINT: a service runs `[SECRETS_ENTRYPOINT, program, ...]`."""
+    return config_file(content_named_config(f"{name}-secret-files", f"{name}-secret-files", secret_files_entrypoint(), parent),
+                       SECRETS_ENTRYPOINT, 0o555)
+
+
 def config_file(config: docker.ServiceConfig, path: str, mode: int = 0o444) -> docker.ServiceTaskSpecContainerSpecConfigArgs:
     return docker.ServiceTaskSpecContainerSpecConfigArgs(
         config_id=config.id, config_name=config.name, file_name=path, file_mode=mode
@@ -93,13 +114,14 @@ def on_node(hostname: str) -> docker.ServiceTaskSpecPlacementArgs:
     return docker.ServiceTaskSpecPlacementArgs(constraints=[f"node.hostname == {hostname}"])
 
 
-def node_local_volume(name: str, target: str) -> docker.ServiceTaskSpecContainerSpecMountArgs:
+def node_local_volume(name: str, target: str, read_only: bool = False) -> docker.ServiceTaskSpecContainerSpecMountArgs:
     """A named volume of the `local` driver: each node keeps its own, which is what a
     pinned data member wants (never PGDATA or an etcd data dir on a shared filesystem)."""
     return docker.ServiceTaskSpecContainerSpecMountArgs(
         type="volume",
         source=name,
         target=target,
+        read_only=read_only,
         volume_options=docker.ServiceTaskSpecContainerSpecMountVolumeOptionsArgs(driver_name="local"),
     )
 

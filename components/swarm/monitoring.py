@@ -6,6 +6,9 @@ the Docker platform's design (components/monitoring.py, the same renderers), as 
   (`DATA_SOURCE_PASS_FILE`);
 - one node_exporter per member, pinned to the member's node, mounting its node-local data
   volume read-only, for the volume-full alert;
+- with backups, one more node_exporter per member on that node, whose textfile collector
+  serves the backup report its scheduler writes into `<member>-backup-reports`
+  (components/swarm/backup_scheduler.py), read-only, for the backup-age alert;
 - Prometheus scraping every HAProxy task and every app task through Docker's DNS
   (`tasks.<service>`: each task, never a VIP that answers as a different one each time),
   every member's Patroni REST /metrics and the exporters; rules from render/alert_rules.py;
@@ -20,7 +23,6 @@ overlay, `monitoring`, where an operator forwards a manager's loopback to them
 
 Prometheus and Alertmanager are not pinned: if their node is lost, Swarm starts them on
 another one, where their node-local volume is new (the alerts go on; the history restarts).
-Swarm runs no pgBackRest yet, so there is no backup report and no backup-age rule.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ RULE_FILE = "/etc/prometheus/rules/hastack.yml"
 EXPORTER_QUERIES = "/etc/postgres_exporter/queries.yaml"
 ALERTMANAGER_SECRET = "alertmanager.yml"
 MONITOR_PASSWORD_SECRET = "monitor-password"
+BACKUP_REPORTS = "/backup-reports"
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,9 @@ class MonitoringArgs:
     app_port: int
     monitor_password: pulumi.Input[str]
     database_ca_pem: pulumi.Input[str]
+    backups: BackupsConfig
+    # The node-local volume of each member's backup report, in db_members' order (empty: no backups).
+    backup_report_volumes: Sequence[str] = ()
     # The database: its pg_monitor role exists before the exporters log in.
     depends_on: Sequence[pulumi.Resource] = ()
 
@@ -120,13 +126,13 @@ class Monitoring(pulumi.ComponentResource):
             postgres_exporters={member: f"{exporter}:{POSTGRES_EXPORTER_PORT}" for member, exporter in exporters.items()},
             patroni={member: f"{member}:{args.patroni_port}" for member in args.db_members},
             volumes=[f"{volume}:{NODE_EXPORTER_PORT}" for volume in volumes],
+            backups=[f"{exporter}:{NODE_EXPORTER_PORT}" for exporter in self._backup_report_exporters()],
             alertmanagers=[f"{alertmanager}:{ALERTMANAGER_PORT}"],
         )
         self.prometheus_config = render_prometheus_yml(prometheus_settings(
             targets, scrape_interval_s=args.config.scrape_interval_s,
             evaluation_interval_s=args.config.evaluation_interval_s, rule_file=RULE_FILE, stack=pulumi.get_stack()))
-        # Swarm runs no pgBackRest yet: no archive to watch for age, no backup report.
-        self.alert_rules = render_alert_rules(alert_rule_settings(args.config, args.database, BackupsConfig(enabled=False)))
+        self.alert_rules = render_alert_rules(alert_rule_settings(args.config, args.database, args.backups))
         self._alertmanager(alertmanager)
         self._prometheus(prometheus)
         self.prometheus_url = f"http://{prometheus}:{PROMETHEUS_PORT}"
@@ -172,9 +178,29 @@ class Monitoring(pulumi.ComponentResource):
             self._service(
                 f"{self._name}-volumes-{index}", exporter, image,
                 args=["--collector.disable-defaults", "--collector.filesystem"],
-                mounts=[docker.ServiceTaskSpecContainerSpecMountArgs(
-                    type="volume", source=f"{member}-data", target=f"{VOLUME_MOUNT_ROOT}/{member}", read_only=True,
-                    volume_options=docker.ServiceTaskSpecContainerSpecMountVolumeOptionsArgs(driver_name="local"))],
+                mounts=[node_local_volume(f"{member}-data", f"{VOLUME_MOUNT_ROOT}/{member}", read_only=True)],
+                networks=[args.data_network],
+                placement=on_node(node),
+            )
+            names.append(exporter)
+        return names
+
+    def _backup_report_exporters(self) -> list[str]:
+        """node_exporter's textfile collector beside each member, on its node, over its
+        scheduler's report volume, read-only. Every scheduler reports the same repository;
+        the backup-age rule takes the newest over all of them, so a lost node costs nothing."""
+        args = self._args
+        if not args.backup_report_volumes:
+            return []
+        image = pinned_by_digest(f"{self._name}-backups-image", NODE_EXPORTER_IMAGE, self)
+        names = []
+        for index, (volume, node) in enumerate(zip(args.backup_report_volumes, args.db_nodes, strict=True)):
+            exporter = service_name(f"{self._name}-backups-{index}")
+            self._service(
+                f"{self._name}-backups-{index}", exporter, image,
+                args=["--collector.disable-defaults", "--collector.textfile",
+                      f"--collector.textfile.directory={BACKUP_REPORTS}"],
+                mounts=[node_local_volume(volume, BACKUP_REPORTS, read_only=True)],
                 networks=[args.data_network],
                 placement=on_node(node),
             )

@@ -20,6 +20,7 @@ from components.certificates import StackCertificateAuthority
 from components.config import DatabaseConfig
 from components.postgres_nodes import (
     DATABASE_CA_FILE,
+    DataLayout,
     POSTGRES_PORT,
     POSTGRES_TLS,
     POSTGRES_UID,
@@ -35,8 +36,9 @@ from components.render.patroni import (
     render_patroni_yml,
 )
 from components.render.postgres import APP_DB_PASSWORD_ENV, MONITOR_DB_PASSWORD_ENV, ServerTls
-from components.render.secret_files import FILE_SUFFIX, secret_files_entrypoint
+from components.swarm.backups import ClusterBackups
 from components.swarm.common import (
+    SECRETS_ENTRYPOINT,
     config_file,
     content_named_config,
     healthcheck,
@@ -45,7 +47,9 @@ from components.swarm.common import (
     output_config,
     pinned_by_digest,
     pinned_member,
+    secret_env_files,
     secret_file,
+    secret_files_config,
     secret_path,
     service_name,
     swarm_secret,
@@ -53,7 +57,6 @@ from components.swarm.common import (
 
 CONFIG_FILE = "/etc/patroni/patroni.yml"
 POST_BOOTSTRAP_SCRIPT = "/usr/local/bin/hastack-patroni-post-bootstrap"
-SECRETS_ENTRYPOINT = "/usr/local/bin/hastack-secret-files"
 RESTAPI_PORT = 8008
 # The official image's TLS paths, but the key a Swarm secret (secrets live under /run/secrets).
 SERVER_KEY_SECRET = "server.key"
@@ -87,12 +90,17 @@ class PatroniDatabaseArgs:
     depends_on: Sequence[pulumi.Resource] = ()
     # Set: the post-bootstrap script creates postgres_exporter's pg_monitor role with it.
     monitor_password: pulumi.Input[str] | None = None
+    # None: no WAL archiving and no backups (backups.enabled: false).
+    backups: ClusterBackups | None = None
 
 
 class PatroniDatabase(pulumi.ComponentResource):
     """Members `<name>-0`...; every one listed in the app's URLs, as any may lead."""
 
     service_names: list[str]
+    # The members' image, pinned by digest, and where their data volume is mounted.
+    image: pulumi.Output[str]
+    layout: DataLayout
     members: list[str]
     writer_url: pulumi.Output[str]
     reader_url: pulumi.Output[str]
@@ -100,8 +108,8 @@ class PatroniDatabase(pulumi.ComponentResource):
     def __init__(self, name: str, args: PatroniDatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:swarm:PatroniDatabase", name, None, opts)
         config = args.config
-        image = pinned_by_digest(f"{name}-image", args.image, self)
-        layout = data_layout(config.version)
+        self.image = image = pinned_by_digest(f"{name}-image", args.image, self)
+        self.layout = layout = data_layout(config.version)
         database = server_settings(config, args.replication_cidr, SWARM_TLS, monitoring_role=args.monitor_password is not None)
         self.service_names = [service_name(f"{name}-{index}") for index in range(len(args.nodes))]
         # One certificate naming every member (its service name, which clients and the
@@ -119,19 +127,19 @@ class PatroniDatabase(pulumi.ComponentResource):
             APP_DB_PASSWORD_ENV: args.app_password,
             **({MONITOR_DB_PASSWORD_ENV: args.monitor_password} if args.monitor_password is not None else {}),
         }
-        secrets = [
-            secret_file(swarm_secret(f"{name}-{env_name.lower().replace('_', '-')}", value, self), env_name, uid=POSTGRES_UID)
-            for env_name, value in passwords.items()
-        ]
+        password_env, secrets = secret_env_files(name, passwords, self, uid=POSTGRES_UID)
+        # Every member's pgBackRest settings are the same, so any member's command creates the stanza.
+        stanza_create = args.backups.settings.command("stanza-create") if args.backups else None
         shared_configs = [
-            config_file(content_named_config(f"{name}-post-bootstrap", f"{name}-post-bootstrap", patroni_post_bootstrap_script(database), self),
+            config_file(content_named_config(f"{name}-post-bootstrap", f"{name}-post-bootstrap",
+                                             patroni_post_bootstrap_script(database, stanza_create=stanza_create), self),
                         POST_BOOTSTRAP_SCRIPT, 0o555),
-            config_file(content_named_config(f"{name}-secret-files", f"{name}-secret-files", secret_files_entrypoint(), self),
-                        SECRETS_ENTRYPOINT, 0o555),
+            secret_files_config(name, self),
         ]
 
         services: list[docker.Service] = []
         for index, (member, node) in enumerate(zip(self.service_names, args.nodes)):
+            backup = args.backups.member(member) if args.backups else None
             # The member's own service name, which (dnsrr) resolves to its task on the data overlay.
             settings = container_member(
                 name=member,
@@ -143,7 +151,11 @@ class PatroniDatabase(pulumi.ComponentResource):
                 database=database,
                 synchronous_mode=config.synchronous_mode,
                 failsafe_mode=True,
-                post_bootstrap_path=POST_BOOTSTRAP_SCRIPT,
+                # A restored cluster already has the app role and database.
+                post_bootstrap_path=None if backup and backup.restore_command else POST_BOOTSTRAP_SCRIPT,
+                archive_parameters=backup.archive_parameters if backup else {},
+                pgbackrest_replica_command=backup.replica_command if backup else None,
+                restore_bootstrap_command=backup.restore_command if backup else None,
             )
             patroni_yml = content_named_config(f"{name}-{index}-patroni-yml", f"{name}-{index}-patroni", render_patroni_yml(settings), self)
             services.append(
@@ -154,11 +166,11 @@ class PatroniDatabase(pulumi.ComponentResource):
                     container_spec=docker.ServiceTaskSpecContainerSpecArgs(
                         image=image,
                         commands=[SECRETS_ENTRYPOINT, "patroni", CONFIG_FILE],
-                        env={f"{env_name}{FILE_SUFFIX}": secret_path(env_name) for env_name in passwords},
+                        env={**password_env, **(backup.env if backup else {})},
                         hostname=member,
-                        secrets=[*secrets, tls_key],
-                        configs=[config_file(patroni_yml, CONFIG_FILE), *shared_configs, *tls_files],
-                        mounts=[node_local_volume(f"{member}-data", layout.volume_path)],
+                        secrets=[*secrets, tls_key, *(backup.secrets if backup else [])],
+                        configs=[config_file(patroni_yml, CONFIG_FILE), *shared_configs, *tls_files, *(backup.configs if backup else [])],
+                        mounts=[node_local_volume(f"{member}-data", layout.volume_path), *(backup.mounts if backup else [])],
                         # Liveness: Patroni itself answers. Never /primary or /health, which
                         # fail on a replica or while postgres restarts, and would make Swarm
                         # kill a member that is doing its job.

@@ -10,13 +10,16 @@ import pulumi_docker as docker
 
 from components.certificates import StackCertificateAuthority
 from components.config import StackConfig
+from components.postgres_nodes import data_layout
 from components.secrets import StackSecrets, StackSecretsArgs
 from components.swarm.app import App, AppArgs
 from components.swarm.etcd import Etcd, EtcdArgs
 from components.swarm.load_balancer import STATS_PORT, LoadBalancer, LoadBalancerArgs
 from components.swarm.monitoring import Monitoring, MonitoringArgs
 from components.swarm.network import Networks, NetworksArgs
-from components.swarm.patroni import RESTAPI_PORT, PatroniDatabase, PatroniDatabaseArgs
+from components.swarm.backup_scheduler import BackupScheduler, BackupSchedulerArgs
+from components.swarm.backups import ClusterBackups, ClusterBackupsArgs, report_volume
+from components.swarm.patroni import DATA_SUBDIR, RESTAPI_PORT, PatroniDatabase, PatroniDatabaseArgs
 from components.swarm.storage import shared_mount
 
 
@@ -36,12 +39,14 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
     )
     ca = StackCertificateAuthority("ca", manager)
     networks = Networks("network", NetworksArgs(app_subnet=swarm.app_subnet, data_subnet=swarm.data_subnet), manager)
+    db_nodes = swarm.database_member_nodes(1 + config.database.replicas)
+    backups = cluster_backups(config, manager)
     etcd = Etcd("etcd", EtcdArgs(nodes=swarm.etcd_member_nodes(), networks=[networks.data], protect=config.protect), manager)
     database = PatroniDatabase(
         "db",
         PatroniDatabaseArgs(
             config=config.database,
-            nodes=swarm.database_member_nodes(1 + config.database.replicas),
+            nodes=db_nodes,
             image=swarm.patroni_image,
             networks=[networks.data],
             replication_cidr=networks.data_subnet,
@@ -53,9 +58,18 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
             protect=config.protect,
             depends_on=[etcd],
             monitor_password=secrets.db_monitor_password,
+            backups=backups,
         ),
         manager,
     )
+    if backups:
+        BackupScheduler(
+            "backups",
+            BackupSchedulerArgs(backups=backups, database="db", members=database.service_names, nodes=db_nodes,
+                                image=database.image, data_mount_path=database.layout.volume_path,
+                                networks=[networks.data], depends_on=[database]),
+            manager,
+        )
     app = App(
         "app",
         AppArgs(
@@ -101,6 +115,7 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
         "databaseUrl": database.writer_url,
         "databaseReadUrl": database.reader_url,
         "storageVolume": shared_mount(config.storage).source,
+        "backupRepository": backups.location if backups else None,
     }
     if monitoring:
         monitors = Monitoring(
@@ -108,10 +123,12 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
             MonitoringArgs(
                 config=config.monitoring,
                 database=config.database,
+                backups=config.backups,
                 app_network=networks.app,
                 data_network=networks.data,
                 db_members=database.service_names,
-                db_nodes=swarm.database_member_nodes(1 + config.database.replicas),
+                db_nodes=db_nodes,
+                backup_report_volumes=[report_volume(member) for member in database.service_names] if backups else [],
                 patroni_port=RESTAPI_PORT,
                 lb_service=load_balancer.service_name,
                 lb_metrics_port=STATS_PORT,
@@ -127,3 +144,12 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
         outputs |= {"prometheusUrl": monitors.prometheus_url, "alertmanagerUrl": monitors.alertmanager_url,
                     "monitoringNetwork": monitors.network.name}
     return outputs
+
+
+def cluster_backups(config: StackConfig, manager: pulumi.ResourceOptions) -> ClusterBackups | None:
+    """pgBackRest for the Patroni members, or None with backups.enabled: false."""
+    if not config.backups.enabled:
+        return None
+    return ClusterBackups("backups", ClusterBackupsArgs(
+        config=config.backups, pg_path=f"{data_layout(config.database.version).volume_path}/{DATA_SUBDIR}",
+        protect=config.protect, restore=config.database.restore), manager)

@@ -19,8 +19,8 @@ from components.config import (
     PROMETHEUS_IMAGE,
 )
 from components.render.alert_rules import AlertRuleSettings, hastack_alerts, runbook_anchor
-from components.docker.backup_scheduler import BACKUP_JOB, BACKUP_REPORT, CRONTAB
-from components.docker.backups import REPORT_DIR
+from components.backups import BACKUP_JOB, BACKUP_REPORT, CRONTAB
+from components.backups import REPORT_DIR
 from components.docker.monitoring import (
     ALERTMANAGER_CONFIG,
     BACKUP_REPORTS,
