@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 
 from pulumi_policy import EnforcementLevel
@@ -16,6 +14,7 @@ from .resources import (
     DOCKER_SERVICE_CONFIG,
     is_load_balancer_container,
     known_items,
+    swarm_config_text,
     uploaded_files,
 )
 
@@ -66,14 +65,6 @@ def _app_gateway_problems(props, max_interval_s: int, max_threshold: int) -> lis
     return problems
 
 
-def _swarm_config_text(props) -> str:
-    """A Swarm config's content (its `data` is base64)."""
-    try:
-        return base64.b64decode(str(props.get("data") or ""), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return ""
-
-
 def _check_active_health_checks(args, report, settings):
     if args.resource_type in (DOCKER_CONTAINER, DOCKER_SERVICE_CONFIG):
         if not is_load_balancer_container(args.urn):
@@ -81,7 +72,7 @@ def _check_active_health_checks(args, report, settings):
         if args.resource_type == DOCKER_CONTAINER:
             configs = [text for path, text in uploaded_files(args.props).items() if path.endswith("haproxy.cfg")]
         else:
-            configs = [_swarm_config_text(args.props)]
+            configs = [swarm_config_text(args.props)]
         problems = [p for cfg in configs for p in _haproxy_problems(cfg, settings["maxIntervalMs"])]
         fix = "Fix: render haproxy.cfg with 'option httpchk GET <health path>' and 'check inter <= maxIntervalMs' on every server."
     else:

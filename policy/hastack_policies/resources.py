@@ -9,6 +9,8 @@ skip unknown list items only where an unknown item cannot change the verdict.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -121,6 +123,28 @@ def service_replicas(props: Mapping[str, Any]) -> int | None:
 
 def placement_constraints(props: Mapping[str, Any]) -> list[str]:
     return [str(c) for c in known_items(((props.get("taskSpec") or {}).get("placement") or {}).get("constraints"))]
+
+
+def swarm_config_text(props: Mapping[str, Any]) -> str:
+    """A Swarm config's content (its `data` is base64)."""
+    try:
+        return base64.b64decode(str(props.get("data") or ""), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+
+
+def mounted_configs(service_props: Mapping[str, Any], texts_by_name: Mapping[str, str]) -> dict[str, str]:
+    """The Swarm configs a service mounts: path -> content, from the stack's configs by
+    name (`texts_by_name`); a config whose name is unknown now (preview) is skipped."""
+    files = {}
+    for entry in known_items(container_spec(service_props).get("configs")):
+        try:
+            name, path = entry.get("configName"), entry.get("fileName")
+        except UnknownValueError:
+            continue
+        if isinstance(name, str) and name in texts_by_name:
+            files[str(path)] = texts_by_name[name]
+    return files
 
 
 # ---------------------------------------------------------------- azure

@@ -141,6 +141,7 @@ BREAKS = [
     ("onprem", "lb-active-health-checks", "loadBalancer.healthCheck.intervalMs", 5000),
     ("onprem", "no-plaintext-secret-env", "app.env", {"LOG_LEVEL": "info", "DB_PASSWORD": "hunter2"}),
     ("onprem", "stateful-resources-protected", "protect", False),
+    ("onprem", "db-backups", "backups.enabled", False),
 ]
 
 
@@ -217,6 +218,8 @@ TAMPERS = [
     ("onprem", "db-no-public-access", "db-0", "endpointSpec.ports", [{"targetPort": 5432, "publishedPort": 5432}]),
     ("onprem", "swarm-spread", "db-1", "taskSpec.placement.constraints", ["node.hostname == swarm-1"]),
     ("onprem", "swarm-spread", "app-service", "taskSpec.placement.maxReplicas", 3),
+    # The repository volume without its NFS options: each node's own disk.
+    ("onprem", "db-backups", "db-0", "taskSpec.containerSpec.mounts.1.volumeOptions", {"driverName": "local"}),
 ]
 
 _RUNS: dict[str, object] = {}

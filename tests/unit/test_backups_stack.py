@@ -10,8 +10,7 @@ import json
 import pytest
 import yaml
 
-from components.backups import PEER_TLS
-from components.backups import BACKUP_JOB, BACKUP_REPORT, CRONTAB
+from components.backups import BACKUP_JOB, BACKUP_REPORT, CRONTAB, PEER_TLS
 from components.docker.backups import CONF_FILE
 from components.docker.database import RESTORE_SCRIPT, STANZA_CREATE_SCRIPT
 from components.docker.patroni import CONFIG_FILE as PATRONI_CONFIG_FILE

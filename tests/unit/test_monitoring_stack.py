@@ -11,6 +11,7 @@ import re
 import pytest
 import yaml
 
+from components.backups import BACKUP_JOB, BACKUP_REPORT, CRONTAB, REPORT_DIR
 from components.config import (
     ALERTMANAGER_IMAGE,
     BLACKBOX_EXPORTER_IMAGE,
@@ -19,8 +20,6 @@ from components.config import (
     PROMETHEUS_IMAGE,
 )
 from components.render.alert_rules import AlertRuleSettings, hastack_alerts, runbook_anchor
-from components.backups import BACKUP_JOB, BACKUP_REPORT, CRONTAB
-from components.backups import REPORT_DIR
 from components.docker.monitoring import (
     ALERTMANAGER_CONFIG,
     BACKUP_REPORTS,

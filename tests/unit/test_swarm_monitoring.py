@@ -24,7 +24,8 @@ def onprem():
     return run_onprem()
 
 
-MONITORING_SERVICES = ["monitoring-alertmanager", *(f"monitoring-postgres-{i}" for i in range(3)), "monitoring-prometheus",
+MONITORING_SERVICES = ["monitoring-alertmanager", *(f"monitoring-backups-{i}" for i in range(3)),
+                       *(f"monitoring-postgres-{i}" for i in range(3)), "monitoring-prometheus",
                        *(f"monitoring-volumes-{i}" for i in range(3))]
 
 
@@ -35,7 +36,8 @@ def test_onprem_runs_prometheus_alertmanager_and_exporters_per_member_from_pinne
     assert images["monitoring-prometheus"] == fake_repo_digest(PROMETHEUS_IMAGE)
     assert images["monitoring-alertmanager"] == fake_repo_digest(ALERTMANAGER_IMAGE)
     assert {images[f"monitoring-postgres-{i}"] for i in range(3)} == {fake_repo_digest(POSTGRES_EXPORTER_IMAGE)}
-    assert {images[f"monitoring-volumes-{i}"] for i in range(3)} == {fake_repo_digest(NODE_EXPORTER_IMAGE)}
+    assert {images[f"monitoring-{role}-{i}"] for i in range(3) for role in ("volumes", "backups")} == {
+        fake_repo_digest(NODE_EXPORTER_IMAGE)}
 
 
 def test_nothing_is_published_and_the_urls_are_on_the_attachable_monitoring_overlay(onprem):
@@ -68,12 +70,14 @@ def test_prometheus_finds_every_lb_and_app_task_by_dns_and_scrapes_every_member(
         ([f"hastack-onprem-monitoring-postgres-{i}:9187"], {"node": member}) for i, member in enumerate(MEMBERS)]
     assert [c["targets"] for c in jobs["volumes"]["static_configs"]] == [
         [f"hastack-onprem-monitoring-volumes-{i}:9100"] for i in range(3)]
-    # No HTTPS on the Swarm LB, no pgBackRest on Swarm: nothing to probe, no backup report.
-    assert "tls" not in jobs and "backups" not in jobs
+    # Every member's node reports the repository's newest backup (test_swarm_backups.py).
+    assert [c["targets"] for c in jobs["backups"]["static_configs"]] == [
+        [f"hastack-onprem-monitoring-backups-{i}:9100"] for i in range(3)]
+    # No HTTPS on the Swarm LB: nothing to probe.
+    assert "tls" not in jobs
     rules = yaml.safe_load(mounted_config(onprem, service(onprem, "monitoring-prometheus"), RULE_FILE))
     alerts = {rule["alert"] for rule in rules["groups"][0]["rules"]}
-    assert {"PatroniNoLeader", "NoHealthyBackend", "PostgresReplicaNotStreaming"} <= alerts
-    assert "PostgresBackupTooOld" not in alerts
+    assert {"PatroniNoLeader", "NoHealthyBackend", "PostgresReplicaNotStreaming", "PostgresBackupTooOld"} <= alerts
 
 
 def test_exporters_log_in_as_the_monitor_role_whose_password_is_a_secret_file(onprem):

@@ -212,9 +212,11 @@ def test_patroni_members_pinned_to_distinct_nodes_with_node_local_data(onprem):
         assert member.inputs["taskSpec"]["placement"] == {"constraints": [f"node.hostname == {node}"]}
         assert member.inputs["endpointSpec"] == {"mode": "dnsrr"}
         assert "ports" not in member.inputs["endpointSpec"]
-        (mount,) = spec(member)["mounts"]
-        assert mount == {"type": "volume", "source": f"hastack-onprem-db-{index}-data", "target": "/var/lib/postgresql/data",
-                         "volumeOptions": {"driverName": "local"}}
+        # The data volume, then pgBackRest's repository and socket dir (test_swarm_backups.py).
+        data, *backups = spec(member)["mounts"]
+        assert data == {"type": "volume", "source": f"hastack-onprem-db-{index}-data", "target": "/var/lib/postgresql/data",
+                        "readOnly": False, "volumeOptions": {"driverName": "local"}}
+        assert [m["target"] for m in backups] == ["/var/lib/pgbackrest", "/var/run/postgresql"]
         assert member.protect and member.retain_on_delete
 
 
@@ -232,6 +234,8 @@ def test_patroni_members_stop_with_sigint_and_probe_liveness(onprem):
         "APP_DB_PASSWORD_FILE": "/run/secrets/APP_DB_PASSWORD",
         # postgres_exporter's pg_monitor role (monitoring is on by default).
         "MONITOR_DB_PASSWORD_FILE": "/run/secrets/MONITOR_DB_PASSWORD",
+        # pgBackRest's repository passphrase (backups are on in onprem).
+        "PGBACKREST_REPO1_CIPHER_PASS_FILE": "/run/secrets/PGBACKREST_REPO1_CIPHER_PASS",
     }
     assert {s["fileUid"] for s in member["secrets"]} == {"999"} and {s["fileMode"] for s in member["secrets"]} == {0o400}
 
@@ -300,7 +304,10 @@ def test_chosen_member_nodes_and_unprotected_variant():
                       "db-0": "node.hostname == d", "db-1": "node.hostname == a", "db-2": "node.hostname == c",
                       # Each member's volume exporter follows it (its data volume is node-local).
                       "monitoring-volumes-0": "node.hostname == d", "monitoring-volumes-1": "node.hostname == a",
-                      "monitoring-volumes-2": "node.hostname == c"}
+                      "monitoring-volumes-2": "node.hostname == c",
+                      # So do its backup scheduler and backup report exporter (node-local data, socket, report).
+                      **{f"{role}-{i}": f"node.hostname == {node}" for i, node in enumerate("dac")
+                         for role in ("backup-db", "monitoring-backups")}}
     assert service(run, "app-service").inputs["taskSpec"]["placement"] == {"maxReplicas": 1}
     assert not service(run, "db-0").protect
     document = yaml.safe_load(mounted_config(run, service(run, "db-0"), "/etc/patroni/patroni.yml"))
@@ -355,6 +362,8 @@ SWARM_ERRORS = [
     ("patroni-image-latest", {"swarm": {"patroniImage": "registry.internal:5000/hastack-patroni:latest"}}, "hastack:swarm.patroniImage: image tag 'latest' is not pinned"),
     ("plugin-without-settings", {"storage": {"driver": "plugin", "nfs": None}}, "hastack:storage: driver 'plugin' needs plugin: {name, options}"),
     ("edge-tls", {"loadBalancer": {"tls": {"enabled": True}}}, "hastack: loadBalancer.tls is not available on platform 'swarm' yet"),
+    ("local-backup-repository", {"backups": {"repository": {"type": "volume"}}},
+     "hastack: backups.repository.volume.driver 'local' keeps the backups on the disk of whichever node"),
     ("plugin-named-local", {"storage": {"driver": "plugin", "nfs": None, "plugin": {"name": "local"}}}, "hastack:storage.plugin.name: name must be a volume plugin's driver name"),
 ]
 
