@@ -111,9 +111,11 @@ class Backups(pulumi.ComponentResource):
         self.secret_env = {CIPHER_PASS_ENV: self.cipher_pass, **object_store_env(args.config)}
         self.register_outputs({"repositoryType": self.repository.type, "stanza": args.stanza})
 
-    def node_settings(self, pg_path: str, pg_port: int = 5432, peer_hosts: Sequence[str] = ()) -> PgBackRestSettings:
+    def node_settings(self, pg_path: str, pg_port: int = 5432, peer_hosts: Sequence[str] = (),
+                      tls: PeerTls = PEER_TLS) -> PgBackRestSettings:
         """The pgBackRest settings of a node whose data dir is `pg_path`; `peer_hosts`: the
-        TLS servers of the cluster's other nodes, whose data dirs and ports are the same."""
+        TLS servers of the cluster's other nodes, whose data dirs and ports are the same;
+        `tls`: where the platform puts the certificates and keys they use."""
         peers = tuple(PeerNode(host=host, pg_path=pg_path, pg_port=pg_port, pg_socket_path=SOCKET_DIR)
                       for host in peer_hosts)
         return PgBackRestSettings(
@@ -124,7 +126,7 @@ class Backups(pulumi.ComponentResource):
             repository=self.repository,
             archive_timeout_s=self._args.config.archive_timeout_s,
             peers=peers,
-            tls=PEER_TLS if peers else None,
+            tls=tls if peers else None,
         )
 
 

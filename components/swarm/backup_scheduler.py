@@ -11,8 +11,11 @@ the new timeline within minutes. supercronic is built into the database image
 (images/postgres/Dockerfile) and passes its environment, the PGBACKREST_REPO1_* secrets the
 `*_FILE` entrypoint exported, to its jobs (https://github.com/aptible/supercronic#why-supercronic).
 
-Backups read the leader's data dir: Swarm runs no pgBackRest TLS server beside the members
-yet, so there is no backup from a standby here (docs/swarm.md "Backups").
+Beside each member runs its pgBackRest TLS server (`pgbackrest server`,
+https://pgbackrest.org/command.html#command-server), pinned to the same node over the same
+volumes: the leader's job reaches a streaming standby's data dir and socket through it and
+backs up from the standby (--backup-standby), falling back to the leader when none answers.
+It admits only the client certificate the stack CA issued to the cluster's pgBackRest.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import pulumi
 import pulumi_docker as docker
 
 from components.backups import CRONTAB, scheduler_files
-from components.swarm.backups import ClusterBackups, report_mount
+from components.render.pgbackrest import tls_server_command
+from components.swarm.backups import ClusterBackups, report_mount, tls_server_name
 from components.swarm.common import (
     SECRETS_ENTRYPOINT,
     attached,
@@ -57,50 +61,71 @@ class BackupSchedulerArgs:
 
 class BackupScheduler(pulumi.ComponentResource):
     """`backup-<db>-<index>` beside every member: full and diff backups on the configured
-    cron expressions, `ensure` every few minutes, and the backup report after each."""
+    cron expressions, `ensure` every few minutes, and the backup report after each; and
+    `pgbackrest-<db>-<index>`, the member's pgBackRest TLS server."""
 
     service_names: list[str]
+    tls_server_names: list[str]
 
     def __init__(self, name: str, args: BackupSchedulerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:swarm:BackupScheduler", name, None, opts)
-        backups = args.backups
-        files = [
-            config_file(content_named_config(f"{name}-{index}", f"{name}-{index}", f.content, self), f.path,
-                        0o555 if f.executable else 0o444)
-            for index, f in enumerate(scheduler_files(backups.config, backups.settings))
-        ]
+        self._name, self._args = name, args
         entrypoint = secret_files_config(name, self)
-        self.service_names = []
+        self.service_names, self.tls_server_names = [], []
         for index, (member, node) in enumerate(zip(args.members, args.nodes, strict=True)):
-            resource_name = f"backup-{args.database}-{index}"
-            self.service_names.append(service_name(resource_name))
-            docker.Service(
-                resource_name,
-                name=self.service_names[-1],
-                task_spec=docker.ServiceTaskSpecArgs(
-                    container_spec=docker.ServiceTaskSpecContainerSpecArgs(
-                        image=args.image,
-                        commands=[SECRETS_ENTRYPOINT, "supercronic", CRONTAB],
-                        user="postgres",
-                        env=backups.env,
-                        secrets=backups.secrets,
-                        configs=[*backups.configs, *files, entrypoint],
-                        mounts=[
-                            node_local_volume(f"{member}-data", args.data_mount_path),
-                            *backups.node_mounts(member),
-                            report_mount(member),
-                        ],
-                        stop_grace_period=f"{STOP_GRACE_S}s",
-                        # Reaps the job's children whatever supercronic does as PID 1.
-                        init=True,
-                    ),
-                    # On the member's node: the data and socket volumes are that node's.
-                    placement=on_node(node),
-                    networks_advanceds=attached(args.networks),
-                    restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition="any", delay="5s"),
-                ),
-                # Stop-first: two schedulers of one member would race for the stanza's lock.
-                update_config=docker.ServiceUpdateConfigArgs(parallelism=1, order="stop-first", failure_action="rollback"),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-            )
-        self.register_outputs({"serviceNames": self.service_names})
+            backup = args.backups.member(member)
+            files = [
+                config_file(content_named_config(f"{name}-{index}-{n}", f"{name}-{index}-{n}", f.content, self), f.path,
+                            0o555 if f.executable else 0o444)
+                for n, f in enumerate(scheduler_files(args.backups.config, backup.settings))
+            ]
+            data = node_local_volume(f"{member}-data", args.data_mount_path)
+            self.service_names.append(self._pinned(
+                f"backup-{args.database}-{index}", node,
+                docker.ServiceTaskSpecContainerSpecArgs(
+                    image=args.image,
+                    commands=[SECRETS_ENTRYPOINT, "supercronic", CRONTAB],
+                    user="postgres",
+                    env=backup.env,
+                    secrets=[*backup.secrets, *backup.peer_secrets],
+                    configs=[*backup.configs, *backup.peer_configs, *files, entrypoint],
+                    mounts=[data, *backup.mounts, report_mount(member)],
+                    stop_grace_period=f"{STOP_GRACE_S}s",
+                    # Reaps the job's children whatever supercronic does as PID 1.
+                    init=True,
+                )))
+            # The peers' backups reach this member's data dir and socket through it, as
+            # `<member>-pgbackrest` (dnsrr: the name is its one task). It reads the data
+            # files, never the repository: no passphrase.
+            self.tls_server_names.append(self._pinned(
+                f"pgbackrest-{args.database}-{index}", node,
+                docker.ServiceTaskSpecContainerSpecArgs(
+                    image=args.image,
+                    commands=tls_server_command(backup.settings),
+                    user="postgres",
+                    secrets=backup.peer_secrets,
+                    configs=[*backup.configs, *backup.peer_configs],
+                    mounts=[data, *backup.mounts],
+                    init=True,
+                ), name=tls_server_name(member), dnsrr=True))
+        self.register_outputs({"serviceNames": self.service_names, "tlsServerNames": self.tls_server_names})
+
+    def _pinned(self, resource_name: str, node: str, container: docker.ServiceTaskSpecContainerSpecArgs,
+                name: str | None = None, dnsrr: bool = False) -> str:
+        """A one-task service on the member's node (its data and socket volumes are that node's),
+        stop-first: two schedulers of one member would race for the stanza's lock."""
+        name = name or service_name(resource_name)
+        docker.Service(
+            resource_name,
+            name=name,
+            task_spec=docker.ServiceTaskSpecArgs(
+                container_spec=container,
+                placement=on_node(node),
+                networks_advanceds=attached(self._args.networks),
+                restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition="any", delay="5s"),
+            ),
+            endpoint_spec=docker.ServiceEndpointSpecArgs(mode="dnsrr") if dnsrr else None,
+            update_config=docker.ServiceUpdateConfigArgs(parallelism=1, order="stop-first", failure_action="rollback"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self._args.depends_on)),
+        )
+        return name

@@ -7,10 +7,13 @@ as on Docker).
   alike (Swarm creates a service's named volume on each node from the mount's options), or
   an S3/Azure object store that pgBackRest reaches over TLS itself. Whichever member leads
   archives into it, and a node's loss takes no backup with it.
-- pgbackrest.conf is a Swarm config named after its content; the passphrase and the
-  object-store keys are Swarm secrets, files under /run/secrets readable by postgres only,
-  turned into the PGBACKREST_REPO1_* variables pgBackRest reads by the `*_FILE` entrypoint
-  (render/secret_files.py), so no value is in a service spec.
+- Each member's pgbackrest.conf is a Swarm config named after its content; it lists the
+  other members' pgBackRest TLS servers (`<member>-pgbackrest`) as pg2..pgN, so a backup
+  reads a standby's data files, as on Docker. The passphrase and the object-store keys are
+  Swarm secrets, files under /run/secrets readable by postgres only, turned into the
+  PGBACKREST_REPO1_* variables pgBackRest reads by the `*_FILE` entrypoint
+  (render/secret_files.py), so no value is in a service spec. The peer certificates come
+  from the stack CA (configs), their keys are secrets.
 - Each member and its scheduler share the member's node-local data volume and a socket
   volume (`<member>-socket`) on that node; the scheduler writes its backup report into
   `<member>-backup-reports`, which monitoring's textfile exporter on that node reads.
@@ -18,12 +21,14 @@ as on Docker).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_docker as docker
 
-from components.backups import REPORT_DIR, REPOSITORY_MOUNT, SOCKET_DIR, Backups, BackupsArgs, repository_location
+from components.backups import PEER_TLS, REPORT_DIR, REPOSITORY_MOUNT, SOCKET_DIR, Backups, BackupsArgs, repository_location
+from components.certificates import StackCertificateAuthority
 from components.config import BackupsConfig, RestoreConfig
 from components.postgres_nodes import POSTGRES_UID
 from components.render.pgbackrest import (
@@ -34,17 +39,36 @@ from components.render.pgbackrest import (
     replica_restore_command,
     restore_script,
 )
-from components.swarm.common import config_file, content_named_config, node_local_volume, secret_env_files, service_name
+from components.swarm.common import (
+    config_file,
+    content_named_config,
+    node_local_volume,
+    output_config,
+    secret_env_files,
+    secret_file,
+    secret_path,
+    service_name,
+    swarm_secret,
+)
 from components.swarm.storage import nfs_volume
 
 RESTORE_SCRIPT = "/usr/local/bin/hastack-restore"
+# Swarm mounts secrets under /run/secrets: the keys go there, the certificates stay where
+# the shared design puts them (Swarm configs).
+SERVER_KEY_SECRET = "pgbackrest-server.key"
+CLIENT_KEY_SECRET = "pgbackrest-client.key"
+SWARM_PEER_TLS = replace(PEER_TLS, server_key_file=secret_path(SERVER_KEY_SECRET), client_key_file=secret_path(CLIENT_KEY_SECRET))
 
 
 @dataclass(frozen=True)
 class ClusterBackupsArgs:
     config: BackupsConfig
+    # The Patroni members' service names, in order.
+    members: Sequence[str]
     # The members' data dir (Patroni's data_dir), the same on every member.
     pg_path: str
+    # Signs the members' pgBackRest TLS server and client certificates.
+    certificate_authority: StackCertificateAuthority
     protect: bool
     # database.restore: the first member bootstraps the cluster from the repository.
     restore: RestoreConfig | None = None
@@ -53,46 +77,59 @@ class ClusterBackupsArgs:
 @dataclass(frozen=True)
 class MemberBackup:
     """What one Patroni member adds to archive, create replicas from the repository and
-    (with a restore) bootstrap from it."""
+    (with a restore) bootstrap from it; its scheduler and TLS server use the same settings."""
 
+    settings: PgBackRestSettings
     archive_parameters: dict[str, str]
     replica_command: str
-    # Run by the post-bootstrap script: archiving works from the first segment.
-    stanza_create: str
     # Patroni's bootstrap method when restoring; None: initdb.
     restore_command: str | None
     env: dict[str, str]
     secrets: list[docker.ServiceTaskSpecContainerSpecSecretArgs]
     configs: list[docker.ServiceTaskSpecContainerSpecConfigArgs]
     mounts: list[docker.ServiceTaskSpecContainerSpecMountArgs]
+    # The stack CA, the TLS server's and client's certificates (configs) and keys (secrets),
+    # for the scheduler and the TLS server beside the member; the member itself needs none.
+    peer_configs: list[docker.ServiceTaskSpecContainerSpecConfigArgs]
+    peer_secrets: list[docker.ServiceTaskSpecContainerSpecSecretArgs]
 
 
 class ClusterBackups(pulumi.ComponentResource):
-    """The passphrase (components/backups.py), the rendered pgbackrest.conf, the secrets and the repository mount."""
+    """The passphrase (components/backups.py), each member's pgbackrest.conf (its peers are
+    the others' TLS servers), the secrets, the peer certificates and the repository mount."""
 
     config: BackupsConfig
-    settings: PgBackRestSettings
     env: dict[str, str]
     secrets: list[docker.ServiceTaskSpecContainerSpecSecretArgs]
-    configs: list[docker.ServiceTaskSpecContainerSpecConfigArgs]
+    location: str
 
     def __init__(self, name: str, args: ClusterBackupsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("hastack:swarm:Backups", name, None, opts)
         self.config = args.config
         backups = Backups(name, BackupsArgs(config=args.config, stanza="db", protect=args.protect),
                           pulumi.ResourceOptions(parent=self))
-        # No peers: every member backs up its own data dir while it leads (docs/swarm.md "Backups").
-        self.settings = backups.node_settings(args.pg_path)
-        conf = content_named_config(f"{name}-pgbackrest-conf", f"{name}-pgbackrest-conf",
-                                    render_pgbackrest_conf(self.settings), self)
-        self.configs = [config_file(conf, self.settings.config_path)]
+        servers = [tls_server_name(member) for member in args.members]
+        self._settings = {
+            member: backups.node_settings(args.pg_path, peer_hosts=[s for s in servers if s != tls_server_name(member)],
+                                          tls=SWARM_PEER_TLS)
+            for member in args.members
+        }
+        self._confs = {
+            member: config_file(content_named_config(f"{name}-{index}-pgbackrest-conf", f"{name}-{index}-pgbackrest-conf",
+                                                     render_pgbackrest_conf(self._settings[member]), self),
+                                self._settings[member].config_path)
+            for index, member in enumerate(args.members)
+        }
         # pgBackRest runs as postgres, and the files are the passphrase and the store's keys.
         self.env, self.secrets = secret_env_files(name, backups.secret_env, self, uid=POSTGRES_UID)
+        self._peer_configs, self._peer_secrets = _peer_tls_files(name, servers, args.certificate_authority, self)
         self._restore_configs = []
         if args.restore is not None:
-            script = restore_script(RestoreSettings(backup=self.settings, target=args.restore.target))
+            # Every member's settings name the same repository and data dir: one script.
+            script = restore_script(RestoreSettings(backup=self._settings[args.members[0]], target=args.restore.target))
             self._restore_configs = [config_file(content_named_config(f"{name}-restore", f"{name}-restore", script, self),
                                                  RESTORE_SCRIPT, 0o555)]
+        self.stanza_create = self._settings[args.members[0]].command("stanza-create")
         self.location = repository_location(args.config, repository_volume_text(args.config))
         self.register_outputs({"repository": self.location})
 
@@ -103,22 +140,44 @@ class ClusterBackups(pulumi.ComponentResource):
             return []
         return [nfs_volume(service_name("backups-repository"), REPOSITORY_MOUNT, repo.volume.nfs)]
 
-    def node_mounts(self, member: str) -> list[docker.ServiceTaskSpecContainerSpecMountArgs]:
-        """What member `member` and its scheduler both mount: the repository and the socket dir."""
-        return [*self.repository_mounts(), node_local_volume(socket_volume(member), SOCKET_DIR)]
-
     def member(self, member: str) -> MemberBackup:
-        settings = self.settings
+        settings = self._settings[member]
         return MemberBackup(
+            settings=settings,
             archive_parameters=archive_parameters(settings),
             replica_command=replica_restore_command(settings),
-            stanza_create=settings.command("stanza-create"),
             restore_command=RESTORE_SCRIPT if self._restore_configs else None,
             env=self.env,
             secrets=self.secrets,
-            configs=[*self.configs, *self._restore_configs],
-            mounts=self.node_mounts(member),
+            configs=[self._confs[member], *self._restore_configs],
+            # What the member, its scheduler and its TLS server share: the repository and the socket dir.
+            mounts=[*self.repository_mounts(), node_local_volume(socket_volume(member), SOCKET_DIR)],
+            peer_configs=self._peer_configs,
+            peer_secrets=self._peer_secrets,
         )
+
+
+def _peer_tls_files(name: str, servers: Sequence[str], ca: StackCertificateAuthority, parent: pulumi.Resource
+                    ) -> tuple[list[docker.ServiceTaskSpecContainerSpecConfigArgs], list[docker.ServiceTaskSpecContainerSpecSecretArgs]]:
+    """One server certificate naming every member's TLS server, one client certificate with
+    the CN every server admits (tls-server-auth), as on Docker; keys readable by postgres only."""
+    server = ca.issue(f"{name}-pgbackrest-server", dns_names=servers, parent=parent)
+    client = ca.issue_client(f"{name}-pgbackrest-client", common_name=SWARM_PEER_TLS.client_common_name, parent=parent)
+    configs = [
+        config_file(output_config(f"{name}-{role}", pem, parent), path)
+        for role, pem, path in (("peer-ca", ca.certificate_pem, SWARM_PEER_TLS.ca_file),
+                                ("server-cert", server.certificate_pem, SWARM_PEER_TLS.server_certificate_file),
+                                ("client-cert", client.certificate_pem, SWARM_PEER_TLS.client_certificate_file))
+    ]
+    secrets = [secret_file(swarm_secret(f"{name}-{role}", pem, parent), file_name, uid=POSTGRES_UID)
+               for role, pem, file_name in (("server-key", server.private_key_pem, SERVER_KEY_SECRET),
+                                            ("client-key", client.private_key_pem, CLIENT_KEY_SECRET))]
+    return configs, secrets
+
+
+def tls_server_name(member: str) -> str:
+    """The service name (and so the DNS name on the data overlay) of member `member`'s pgBackRest TLS server."""
+    return f"{member}-pgbackrest"
 
 
 def socket_volume(member: str) -> str:

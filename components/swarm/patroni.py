@@ -111,7 +111,7 @@ class PatroniDatabase(pulumi.ComponentResource):
         self.image = image = pinned_by_digest(f"{name}-image", args.image, self)
         self.layout = layout = data_layout(config.version)
         database = server_settings(config, args.replication_cidr, SWARM_TLS, monitoring_role=args.monitor_password is not None)
-        self.service_names = [service_name(f"{name}-{index}") for index in range(len(args.nodes))]
+        self.service_names = member_service_names(name, len(args.nodes))
         # One certificate naming every member (its service name, which clients and the
         # other members dial): any of them may lead. libpq checks it (verify-full).
         certificate = args.certificate_authority.issue(f"{name}-server", dns_names=self.service_names, parent=self)
@@ -128,8 +128,8 @@ class PatroniDatabase(pulumi.ComponentResource):
             **({MONITOR_DB_PASSWORD_ENV: args.monitor_password} if args.monitor_password is not None else {}),
         }
         password_env, secrets = secret_env_files(name, passwords, self, uid=POSTGRES_UID)
-        # Every member's pgBackRest settings are the same, so any member's command creates the stanza.
-        stanza_create = args.backups.settings.command("stanza-create") if args.backups else None
+        # Every member's pgBackRest settings name the same files, so any member's command creates the stanza.
+        stanza_create = args.backups.stanza_create if args.backups else None
         shared_configs = [
             config_file(content_named_config(f"{name}-post-bootstrap", f"{name}-post-bootstrap",
                                              patroni_post_bootstrap_script(database, stanza_create=stanza_create), self),
@@ -195,3 +195,8 @@ class PatroniDatabase(pulumi.ComponentResource):
                                                            ca_file=DATABASE_CA_FILE)
         self.register_outputs({"serviceNames": self.service_names, "members": self.members,
                                "writerUrl": self.writer_url, "readerUrl": self.reader_url})
+
+
+def member_service_names(name: str, count: int) -> list[str]:
+    """The service names of the `count` members of cluster `name`: each member's DNS name."""
+    return [service_name(f"{name}-{index}") for index in range(count)]

@@ -19,7 +19,7 @@ from components.swarm.monitoring import Monitoring, MonitoringArgs
 from components.swarm.network import Networks, NetworksArgs
 from components.swarm.backup_scheduler import BackupScheduler, BackupSchedulerArgs
 from components.swarm.backups import ClusterBackups, ClusterBackupsArgs, report_volume
-from components.swarm.patroni import DATA_SUBDIR, RESTAPI_PORT, PatroniDatabase, PatroniDatabaseArgs
+from components.swarm.patroni import DATA_SUBDIR, RESTAPI_PORT, PatroniDatabase, PatroniDatabaseArgs, member_service_names
 from components.swarm.storage import shared_mount
 
 
@@ -40,7 +40,7 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
     ca = StackCertificateAuthority("ca", manager)
     networks = Networks("network", NetworksArgs(app_subnet=swarm.app_subnet, data_subnet=swarm.data_subnet), manager)
     db_nodes = swarm.database_member_nodes(1 + config.database.replicas)
-    backups = cluster_backups(config, manager)
+    backups = cluster_backups(config, ca, manager)
     etcd = Etcd("etcd", EtcdArgs(nodes=swarm.etcd_member_nodes(), networks=[networks.data], protect=config.protect), manager)
     database = PatroniDatabase(
         "db",
@@ -146,10 +146,11 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
     return outputs
 
 
-def cluster_backups(config: StackConfig, manager: pulumi.ResourceOptions) -> ClusterBackups | None:
+def cluster_backups(config: StackConfig, ca: StackCertificateAuthority, manager: pulumi.ResourceOptions) -> ClusterBackups | None:
     """pgBackRest for the Patroni members, or None with backups.enabled: false."""
     if not config.backups.enabled:
         return None
     return ClusterBackups("backups", ClusterBackupsArgs(
-        config=config.backups, pg_path=f"{data_layout(config.database.version).volume_path}/{DATA_SUBDIR}",
-        protect=config.protect, restore=config.database.restore), manager)
+        config=config.backups, members=member_service_names("db", 1 + config.database.replicas),
+        pg_path=f"{data_layout(config.database.version).volume_path}/{DATA_SUBDIR}",
+        certificate_authority=ca, protect=config.protect, restore=config.database.restore), manager)

@@ -1,7 +1,8 @@
 """Backups on the swarm platform under the recording mocks, for the shipped onprem stack and
 its variants: WAL archiving in every Patroni member's parameters, the shared repository,
-the schedule and its placement beside each member, encryption with a passphrase that is
-only ever a secret, the backup report feeding the backup-age rule, and restore as code."""
+the schedule and its placement beside each member, backups from a standby through the
+members' pgBackRest TLS servers, encryption with a passphrase that is only ever a secret,
+the backup report feeding the backup-age rule, and restore as code."""
 
 from __future__ import annotations
 
@@ -92,10 +93,12 @@ def test_repository_is_the_encrypted_nfs_volume_every_member_mounts(onprem):
         assert NFS_REPOSITORY in mounts
         assert {"type": "volume", "source": f"{member}-socket", "target": "/var/run/postgresql", "readOnly": False,
                 "volumeOptions": {"driverName": "local"}} in mounts
-    # One content-named config for every member and scheduler: a changed conf rolls them all.
-    names = {c["configName"] for r in [*(service(onprem, f"db-{i}") for i in range(3)), *schedulers(onprem)]
-             for c in spec(r)["configs"] if c["fileName"] == CONF}
-    assert len(names) == 1 and names.pop().startswith("hastack-onprem-backups-pgbackrest-conf-")
+    # Content-named, one per member, shared by the member, its scheduler and its TLS server:
+    # a changed conf rolls the three.
+    for index in range(3):
+        names = {c["configName"] for r in (service(onprem, f"{role}{index}") for role in ("db-", "backup-db-", "pgbackrest-db-"))
+                 for c in spec(r)["configs"] if c["fileName"] == CONF}
+        assert len(names) == 1 and names.pop().startswith(f"hastack-onprem-backups-{index}-pgbackrest-conf-")
     assert onprem.outputs["backupRepository"] == (
         "volume hastack-onprem-backups-repository on nfs nfs.internal:/exports/hastack-pgbackrest/pgbackrest")
 
@@ -164,7 +167,7 @@ def test_the_crontab_runs_full_and_diff_on_the_configured_schedule_through_the_r
     assert f"30 2 * * 6 {BACKUP_REPORT} full\n" in crontab and f"30 2 * * 0-5 {BACKUP_REPORT} diff\n" in crontab
     assert f"*/5 * * * * {BACKUP_REPORT} ensure\n" in crontab
     job = mounted_config(run, scheduler, BACKUP_JOB)
-    assert "pg_is_in_recovery" in job and "--backup-standby" not in job, "primary-only: no TLS servers on Swarm yet"
+    assert "pg_is_in_recovery" in job and "--backup-standby" in job
     assert f"{REPORT_DIR}/pgbackrest-db.prom" in mounted_config(run, scheduler, BACKUP_REPORT)
 
 
@@ -209,3 +212,40 @@ def test_restore_bootstraps_the_cluster_from_the_repository():
     assert bootstrap["pgbackrest"]["command"] == "/usr/local/bin/hastack-restore"
     script = mounted_config(run, service(run, "db-0"), "/usr/local/bin/hastack-restore")
     assert "--type=time" in script and "--target-action=promote" in script and "--target-timeline=latest" in script
+
+
+# ---------------------------------------------------------------- backups from a standby
+
+
+def test_every_member_lists_the_others_tls_servers_as_its_peers(onprem):
+    servers = [f"{member}-pgbackrest" for member in MEMBERS]
+    for index in range(3):
+        conf = pgbackrest_conf(onprem, service(onprem, f"backup-db-{index}"))
+        peers = [conf["db:backup"][f"pg{n}-host"] for n in (2, 3)]
+        assert peers == [s for s in servers if s != servers[index]]
+        assert conf["db:backup"]["pg2-host-type"] == "tls"
+        assert conf["db:backup"]["pg2-host-key-file"] == "/run/secrets/pgbackrest-client.key"
+        assert conf["global:server"]["tls-server-key-file"] == "/run/secrets/pgbackrest-server.key"
+        assert conf["global:server"]["tls-server-auth"] == "pgbackrest-client=db"
+
+
+def test_a_tls_server_beside_each_member_answers_under_its_name_with_certificates_from_the_stack_ca(onprem):
+    request = next(r for r in onprem.resources if r.name == "backups-pgbackrest-server-request")
+    assert request.inputs["dnsNames"] == [f"{member}-pgbackrest" for member in MEMBERS]
+    secrets = {r.name: r for r in onprem.of_type(SECRET)}
+    for index, (member, node) in enumerate(zip(MEMBERS, NODES, strict=True)):
+        server = service(onprem, f"pgbackrest-db-{index}")
+        assert server.inputs["name"] == f"{member}-pgbackrest"
+        assert server.inputs["endpointSpec"] == {"mode": "dnsrr"}
+        assert server.inputs["taskSpec"]["placement"] == {"constraints": [f"node.hostname == {node}"]}
+        container = spec(server)
+        assert container["commands"] == ["pgbackrest", f"--config={CONF}", "server"]
+        assert container["user"] == "postgres"
+        assert [m["source"] for m in container["mounts"]] == [
+            f"{member}-data", "hastack-onprem-backups-repository", f"{member}-socket"]
+        # Keys are secrets for postgres only; it never gets the passphrase.
+        keys = {s["fileName"]: s for s in container["secrets"]}
+        assert set(keys) == {"pgbackrest-server.key", "pgbackrest-client.key"}
+        assert all((k["fileUid"], k["fileMode"]) == ("999", 0o400) for k in keys.values())
+        assert all(is_secret(secrets[k["secretId"].removesuffix("-id")].wire_inputs["data"]) for k in keys.values())
+        assert "env" not in container or not container["env"]

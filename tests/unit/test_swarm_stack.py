@@ -255,7 +255,7 @@ def test_patroni_yml_sets_connect_addresses_sync_and_failsafe(onprem):
 
 
 def test_patroni_members_serve_tls_with_a_certificate_naming_every_member(onprem):
-    request = next(r for r in onprem.resources if r.type == "tls:index/certRequest:CertRequest")
+    request = next(r for r in onprem.resources if r.type == "tls:index/certRequest:CertRequest" and r.name == "db-server-request")
     assert request.inputs["dnsNames"] == [f"hastack-onprem-db-{i}" for i in range(3)]
     member = service(onprem, "db-0")
     document = yaml.safe_load(mounted_config(onprem, member, "/etc/patroni/patroni.yml"))
@@ -305,9 +305,10 @@ def test_chosen_member_nodes_and_unprotected_variant():
                       # Each member's volume exporter follows it (its data volume is node-local).
                       "monitoring-volumes-0": "node.hostname == d", "monitoring-volumes-1": "node.hostname == a",
                       "monitoring-volumes-2": "node.hostname == c",
-                      # So do its backup scheduler and backup report exporter (node-local data, socket, report).
+                      # So do its backup scheduler, pgBackRest TLS server and backup report exporter
+                      # (node-local data, socket, report).
                       **{f"{role}-{i}": f"node.hostname == {node}" for i, node in enumerate("dac")
-                         for role in ("backup-db", "monitoring-backups")}}
+                         for role in ("backup-db", "pgbackrest-db", "monitoring-backups")}}
     assert service(run, "app-service").inputs["taskSpec"]["placement"] == {"maxReplicas": 1}
     assert not service(run, "db-0").protect
     document = yaml.safe_load(mounted_config(run, service(run, "db-0"), "/etc/patroni/patroni.yml"))
