@@ -170,37 +170,32 @@ class Monitoring(pulumi.ComponentResource):
     def _volume_exporters(self) -> list[str]:
         """node_exporter's filesystem collector beside each member, on its node, over its
         node-local data volume (the same named volume), read-only."""
-        args = self._args
-        image = pinned_by_digest(f"{self._name}-volumes-image", NODE_EXPORTER_IMAGE, self)
-        names = []
-        for index, (member, node) in enumerate(zip(args.db_members, args.db_nodes, strict=True)):
-            exporter = service_name(f"{self._name}-volumes-{index}")
-            self._service(
-                f"{self._name}-volumes-{index}", exporter, image,
-                args=["--collector.disable-defaults", "--collector.filesystem"],
-                mounts=[node_local_volume(f"{member}-data", f"{VOLUME_MOUNT_ROOT}/{member}", read_only=True)],
-                networks=[args.data_network],
-                placement=on_node(node),
-            )
-            names.append(exporter)
-        return names
+        return self._node_exporters("volumes", ["--collector.filesystem"], [
+            node_local_volume(f"{member}-data", f"{VOLUME_MOUNT_ROOT}/{member}", read_only=True)
+            for member in self._args.db_members])
 
     def _backup_report_exporters(self) -> list[str]:
         """node_exporter's textfile collector beside each member, on its node, over its
         scheduler's report volume, read-only. Every scheduler reports the same repository;
         the backup-age rule takes the newest over all of them, so a lost node costs nothing."""
-        args = self._args
-        if not args.backup_report_volumes:
+        if not self._args.backup_report_volumes:
             return []
-        image = pinned_by_digest(f"{self._name}-backups-image", NODE_EXPORTER_IMAGE, self)
+        return self._node_exporters("backups", ["--collector.textfile", f"--collector.textfile.directory={BACKUP_REPORTS}"], [
+            node_local_volume(volume, BACKUP_REPORTS, read_only=True) for volume in self._args.backup_report_volumes])
+
+    def _node_exporters(self, role: str, collectors: Sequence[str],
+                        mounts: Sequence[docker.ServiceTaskSpecContainerSpecMountArgs]) -> list[str]:
+        """`<name>-<role>-<i>`: node_exporter with only `collectors`, pinned to member i's
+        node (a node-local volume is that node's), over `mounts[i]`."""
+        args = self._args
+        image = pinned_by_digest(f"{self._name}-{role}-image", NODE_EXPORTER_IMAGE, self)
         names = []
-        for index, (volume, node) in enumerate(zip(args.backup_report_volumes, args.db_nodes, strict=True)):
-            exporter = service_name(f"{self._name}-backups-{index}")
+        for index, (mount, node) in enumerate(zip(mounts, args.db_nodes, strict=True)):
+            exporter = service_name(f"{self._name}-{role}-{index}")
             self._service(
-                f"{self._name}-backups-{index}", exporter, image,
-                args=["--collector.disable-defaults", "--collector.textfile",
-                      f"--collector.textfile.directory={BACKUP_REPORTS}"],
-                mounts=[node_local_volume(volume, BACKUP_REPORTS, read_only=True)],
+                f"{self._name}-{role}-{index}", exporter, image,
+                args=["--collector.disable-defaults", *collectors],
+                mounts=[mount],
                 networks=[args.data_network],
                 placement=on_node(node),
             )
