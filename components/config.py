@@ -561,10 +561,7 @@ class StorageConfig(_Model):
     @model_validator(mode="after")
     def _nfs_settings(self) -> StorageConfig:
         _check_nfs_settings(self.driver, self.nfs)
-        if self.driver == "plugin" and self.plugin is None:
-            raise ValueError("driver 'plugin' needs plugin: {name, options}")
-        if self.driver != "plugin" and self.plugin is not None:
-            raise ValueError("plugin settings are only used with driver 'plugin'")
+        _check_plugin_settings(self.driver, self.plugin)
         return self
 
 
@@ -602,14 +599,17 @@ def _check_cron(value: str) -> str:
 
 
 class BackupVolumeConfig(_Model):
-    """repository.type volume: a dedicated Docker volume, local or on another machine over NFS."""
+    """repository.type volume: a dedicated Docker volume, local or on another machine over NFS
+    (or, on Swarm, a volume plugin every node has installed)."""
 
-    driver: Literal["local", "nfs"] = "local"
+    driver: Literal["local", "nfs", "plugin"] = "local"
     nfs: NfsConfig | None = None
+    plugin: VolumePluginConfig | None = None
 
     @model_validator(mode="after")
     def _nfs_settings(self) -> BackupVolumeConfig:
         _check_nfs_settings(self.driver, self.nfs)
+        _check_plugin_settings(self.driver, self.plugin)
         return self
 
 
@@ -729,8 +729,15 @@ class BackupsConfig(_Model):
 def _check_nfs_settings(driver: str, nfs: NfsConfig | None) -> None:
     if driver == "nfs" and nfs is None:
         raise ValueError("driver 'nfs' needs nfs: {server, path}")
-    if driver == "local" and nfs is not None:
+    if driver != "nfs" and nfs is not None:
         raise ValueError("nfs settings are only used with driver 'nfs'")
+
+
+def _check_plugin_settings(driver: str, plugin: VolumePluginConfig | None) -> None:
+    if driver == "plugin" and plugin is None:
+        raise ValueError("driver 'plugin' needs plugin: {name, options}")
+    if driver != "plugin" and plugin is not None:
+        raise ValueError("plugin settings are only used with driver 'plugin'")
 
 
 # ---------------------------------------------------------------- platforms
@@ -1013,6 +1020,8 @@ class StackConfig(_Model):
             )
         if self.platform != "swarm" and self.storage.driver == "plugin":
             raise ValueError("storage.driver 'plugin' applies to platform 'swarm' only; on docker use local or nfs")
+        if self.platform != "swarm" and self.backups.repository.volume.driver == "plugin":
+            raise ValueError("backups.repository.volume.driver 'plugin' applies to platform 'swarm' only; on docker use local or nfs")
         if self.platform == "azure" and self.monitoring.receivers.slack is not None:
             raise ValueError("monitoring.receivers.slack is not available on platform 'azure': an action group has no "
                              "Slack receiver; use monitoring.receivers.webhook with a URL that posts to Slack")
@@ -1057,7 +1066,7 @@ class StackConfig(_Model):
             raise ValueError(
                 "backups.repository.volume.driver 'local' keeps the backups on the disk of whichever node runs the "
                 "backup, lost with it; a swarm stack needs a shared repository: volume.driver 'nfs' "
-                "(backups.repository.volume.nfs), or type 's3' or 'azure'"
+                "(backups.repository.volume.nfs) or 'plugin' (backups.repository.volume.plugin), or type 's3' or 'azure'"
             )
         capacity = len(swarm.nodes) * swarm.max_replicas_per_node
         if self.app.replicas >= capacity:

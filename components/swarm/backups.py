@@ -3,9 +3,9 @@ each Patroni member and its backup scheduler mount (components/backups.py decide
 as on Docker).
 
 - The repository is shared or off-site, never on a node's own disk (the config refuses
-  `volume.driver: local` on Swarm): a named volume on an NFS export that every node mounts
-  alike (Swarm creates a service's named volume on each node from the mount's options), or
-  an S3/Azure object store that pgBackRest reaches over TLS itself. Whichever member leads
+  `volume.driver: local` on Swarm): a named volume on an NFS export or a volume plugin that
+  every node mounts alike (Swarm creates a service's named volume on each node from the
+  mount's options), or an S3/Azure object store that pgBackRest reaches over TLS itself. Whichever member leads
   archives into it, and a node's loss takes no backup with it.
 - Each member's pgbackrest.conf is a Swarm config named after its content; it lists the
   other members' pgBackRest TLS servers (`<member>-pgbackrest`) as pg2..pgN, so a backup
@@ -50,7 +50,7 @@ from components.swarm.common import (
     service_name,
     swarm_secret,
 )
-from components.swarm.storage import nfs_volume
+from components.swarm.storage import nfs_volume, shared_volume
 
 RESTORE_SCRIPT = "/usr/local/bin/hastack-restore"
 # Swarm mounts secrets under /run/secrets: the keys go there, the certificates stay where
@@ -134,11 +134,14 @@ class ClusterBackups(pulumi.ComponentResource):
         self.register_outputs({"repository": self.location})
 
     def repository_mounts(self) -> list[docker.ServiceTaskSpecContainerSpecMountArgs]:
-        """The repository volume on its NFS export; nothing for an object store."""
+        """The repository volume on its NFS export or volume plugin; nothing for an object store."""
         repo = self.config.repository
         if repo.type != "volume":
             return []
-        return [nfs_volume(service_name("backups-repository"), REPOSITORY_MOUNT, repo.volume.nfs)]
+        source, volume = service_name("backups-repository"), repo.volume
+        if volume.driver == "plugin":
+            return [shared_volume(source, REPOSITORY_MOUNT, volume.plugin.name, dict(volume.plugin.options))]
+        return [nfs_volume(source, REPOSITORY_MOUNT, volume.nfs)]
 
     def member(self, member: str) -> MemberBackup:
         settings = self._settings[member]
@@ -194,6 +197,11 @@ def report_mount(member: str) -> docker.ServiceTaskSpecContainerSpecMountArgs:
 
 
 def repository_volume_text(config: BackupsConfig) -> str:
-    """The repository volume and its export, for `repository_location`."""
-    nfs = config.repository.volume.nfs
-    return f"volume {service_name('backups-repository')} on nfs {nfs.server}:{nfs.path}" if nfs else ""
+    """The repository volume and where it is (its NFS export or its plugin), for
+    `repository_location`, which appends the repository's path; "" for an object store."""
+    volume, source = config.repository.volume, service_name("backups-repository")
+    if volume.nfs:
+        return f"volume {source} on nfs {volume.nfs.server}:{volume.nfs.path}"
+    if volume.plugin:
+        return f"plugin {volume.plugin.name} volume {source}:"
+    return ""

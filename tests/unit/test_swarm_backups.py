@@ -139,6 +139,16 @@ def test_object_store_repository_mounts_nothing_and_its_keys_are_secrets():
     assert run.outputs["backupRepository"] == "s3://hastack-backups/pgbackrest at minio.internal:9000"
 
 
+def test_plugin_repository_uses_the_named_driver_on_every_member():
+    run = run_onprem(backups={"repository": {"type": "volume", "volume": {
+        "driver": "plugin", "plugin": {"name": "rexray/efs", "options": {"volumetype": "gp"}}}}})
+    for index in range(3):
+        (repository,) = [m for m in spec(service(run, f"db-{index}"))["mounts"] if m["target"] == "/var/lib/pgbackrest"]
+        assert repository["source"] == "hastack-onprem-backups-repository"
+        assert repository["volumeOptions"] == {"driverName": "rexray/efs", "driverOptions": {"volumetype": "gp"}}
+    assert run.outputs["backupRepository"] == "plugin rexray/efs volume hastack-onprem-backups-repository:/pgbackrest"
+
+
 # ---------------------------------------------------------------- schedule
 
 

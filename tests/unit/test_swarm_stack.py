@@ -365,6 +365,8 @@ SWARM_ERRORS = [
     ("edge-tls", {"loadBalancer": {"tls": {"enabled": True}}}, "hastack: loadBalancer.tls is not available on platform 'swarm' yet"),
     ("local-backup-repository", {"backups": {"repository": {"type": "volume"}}},
      "hastack: backups.repository.volume.driver 'local' keeps the backups on the disk of whichever node"),
+    ("backup-plugin-without-settings", {"backups": {"repository": {"volume": {"driver": "plugin"}}}},
+     "hastack:backups.repository.volume: driver 'plugin' needs plugin: {name, options}"),
     ("plugin-named-local", {"storage": {"driver": "plugin", "nfs": None, "plugin": {"name": "local"}}}, "hastack:storage.plugin.name: name must be a volume plugin's driver name"),
 ]
 
@@ -376,6 +378,14 @@ def test_swarm_config_errors_are_one_line_and_register_nothing(changes, expected
     problems = str(caught.value).splitlines()[1:]
     assert len(problems) == 1, problems
     assert problems[0].startswith(expected), problems[0]
+    assert caught.value.run.resources == []
+
+
+def test_plugin_backup_repository_is_swarm_only():
+    raw = {"hastack:backups": json.dumps({"repository": {"volume": {"driver": "plugin", "plugin": {"name": "rexray/efs"}}}})}
+    with pytest.raises(ProgramError) as caught:
+        run_program(raw, "dev")
+    assert "backups.repository.volume.driver 'plugin' applies to platform 'swarm' only" in str(caught.value)
     assert caught.value.run.resources == []
 
 
