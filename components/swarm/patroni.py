@@ -20,10 +20,10 @@ from components.certificates import StackCertificateAuthority
 from components.config import DatabaseConfig
 from components.postgres_nodes import (
     DATABASE_CA_FILE,
-    DataLayout,
     POSTGRES_PORT,
     POSTGRES_TLS,
     POSTGRES_UID,
+    DataLayout,
     connection_urls,
     data_layout,
     server_settings,

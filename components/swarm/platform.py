@@ -13,12 +13,12 @@ from components.config import StackConfig
 from components.postgres_nodes import data_layout
 from components.secrets import StackSecrets, StackSecretsArgs
 from components.swarm.app import App, AppArgs
+from components.swarm.backup_scheduler import BackupScheduler, BackupSchedulerArgs
+from components.swarm.backups import ClusterBackups, ClusterBackupsArgs, report_volume
 from components.swarm.etcd import Etcd, EtcdArgs
 from components.swarm.load_balancer import STATS_PORT, LoadBalancer, LoadBalancerArgs
 from components.swarm.monitoring import Monitoring, MonitoringArgs
 from components.swarm.network import Networks, NetworksArgs
-from components.swarm.backup_scheduler import BackupScheduler, BackupSchedulerArgs
-from components.swarm.backups import ClusterBackups, ClusterBackupsArgs, report_volume
 from components.swarm.patroni import DATA_SUBDIR, RESTAPI_PORT, PatroniDatabase, PatroniDatabaseArgs, member_service_names
 from components.swarm.storage import shared_mount
 

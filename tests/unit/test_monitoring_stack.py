@@ -5,7 +5,6 @@ secrets, and the Azure action group's receivers from the same keys."""
 from __future__ import annotations
 
 import json
-
 import re
 
 import pytest
@@ -19,7 +18,6 @@ from components.config import (
     POSTGRES_EXPORTER_IMAGE,
     PROMETHEUS_IMAGE,
 )
-from components.render.alert_rules import AlertRuleSettings, hastack_alerts, runbook_anchor
 from components.docker.monitoring import (
     ALERTMANAGER_CONFIG,
     BACKUP_REPORTS,
@@ -27,6 +25,7 @@ from components.docker.monitoring import (
     PROMETHEUS_CONFIG,
     RULE_FILE,
 )
+from components.render.alert_rules import AlertRuleSettings, hastack_alerts, runbook_anchor
 from components.render.backup_report import NEWEST_BACKUP_METRIC
 from components.render.postgres import MONITOR_DB_PASSWORD_ENV
 from components.render.postgres_exporter import MONITOR_ROLE
