@@ -4,7 +4,7 @@ URLs the app gets."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -62,7 +62,8 @@ def server_settings(config: DatabaseConfig, replication_cidr: str, tls: ServerTl
 
 
 def connection_urls(
-    user: str, password: pulumi.Input[str], hosts: Sequence[str], database: str, *, ca_file: str
+    user: str, password: pulumi.Input[str], hosts: Sequence[str], database: str, *, ca_file: str,
+    client_options: Mapping[str, str] | None = None,
 ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
     """(writer, reader) multi-host libpq URLs over every PostgreSQL node, as secrets.
 
@@ -70,11 +71,13 @@ def connection_urls(
     `read-write`; the reader: a standby if any is up, else the primary), so they follow a
     promotion, manual or Patroni's, without being reconfigured. Each connection is TLS,
     and libpq checks the certificate against the stack CA (`ca_file` in the client) and
-    the host it dialled (`verify-full`), whichever of the hosts that is.
+    the host it dialled (`verify-full`), whichever of the hosts that is. `client_options`
+    are further libpq parameters for every connection (a platform's timeouts).
     """
+    extra = "".join(f"&{name}={value}" for name, value in (client_options or {}).items())
 
     def url(target_session_attrs: str) -> pulumi.Output[str]:
-        query = f"target_session_attrs={target_session_attrs}&sslmode={CLIENT_SSLMODE}&sslrootcert={ca_file}"
+        query = f"target_session_attrs={target_session_attrs}&sslmode={CLIENT_SSLMODE}&sslrootcert={ca_file}{extra}"
         return pulumi.Output.secret(
             pulumi.Output.concat(f"postgresql://{user}:", password, f"@{','.join(hosts)}/{database}?{query}")
         )

@@ -49,15 +49,18 @@ _PLATFORM_ENV = ("NODE_ID", "PORT", "DATABASE_URL", "DATABASE_READ_URL", "STORAG
 
 
 def database_url(hosts: int | Sequence[tuple[str, int]], dbname: str, *, user: str = "postgres",
-                 target_session_attrs: str = "read-write", ca_file: Path | None = None) -> str:
+                 target_session_attrs: str = "read-write", ca_file: Path | None = None,
+                 client_options: Mapping[str, str] | None = None) -> str:
     """A libpq URL like the Docker platform passes: every DB host listed, libpq picking
     by `target_session_attrs` (read-write for DATABASE_URL, prefer-standby for reads).
     `hosts` is a port on 127.0.0.1, or (host, port) pairs. With `ca_file`, TLS verified
-    against that CA (`sslmode=verify-full`), as the Docker platform's URLs ask."""
+    against that CA (`sslmode=verify-full`), as the Docker platform's URLs ask; with
+    `client_options`, those libpq parameters too (a platform's timeouts)."""
     pairs = [("127.0.0.1", hosts)] if isinstance(hosts, int) else hosts
     hostlist = ",".join(f"{host}:{port}" for host, port in pairs)
     tls = f"&sslmode=verify-full&sslrootcert={ca_file}" if ca_file else ""
-    return f"postgresql://{user}@{hostlist}/{dbname}?target_session_attrs={target_session_attrs}{tls}"
+    extra = "".join(f"&{name}={value}" for name, value in (client_options or {}).items())
+    return f"postgresql://{user}@{hostlist}/{dbname}?target_session_attrs={target_session_attrs}{tls}{extra}"
 
 
 @dataclass

@@ -38,6 +38,8 @@ from components.render.patroni import (
 )
 from components.render.postgres import APP_DB_PASSWORD_ENV, PrimarySettings, replica_slot_name
 from components.swarm.load_balancer import LoadBalancerArgs, haproxy_settings
+from components.swarm.etcd import ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS
+from components.swarm.patroni import CLIENT_OPTIONS, TTL_S
 
 from .app import AppProcess, database_url, start_app
 from .binaries import POSTGRES_BIN_DIR, find
@@ -155,9 +157,11 @@ class NodesStack:
         with self.network.inside(node):
             app = start_app(
                 f"app-{node}", port=APP_PORT, storage_path=self.root / "uploads", log_dir=self.root,
-                database_url=database_url(members, APP_DB, user=APP_USER, ca_file=self.certificates.ca_file),
+                # The URLs components/swarm/patroni.py gives the app, timeouts included.
+                database_url=database_url(members, APP_DB, user=APP_USER, ca_file=self.certificates.ca_file,
+                                          client_options=CLIENT_OPTIONS),
                 read_url=database_url(members, APP_DB, user=APP_USER, target_session_attrs="prefer-standby",
-                                      ca_file=self.certificates.ca_file),
+                                      ca_file=self.certificates.ca_file, client_options=CLIENT_OPTIONS),
                 # All addresses of the node: its LB and the other nodes' LBs reach it.
                 extra_env={"HOST": "0.0.0.0", "PGPASSWORD": self.passwords.app, "SHUTDOWN_DRAIN_S": str(SHUTDOWN_DRAIN_S)},
             )
@@ -253,8 +257,9 @@ def _patroni_member(node: str, address: str, root: Path, etcd_hosts: tuple[str, 
         postgres_listen=f"{address}:{POSTGRES_PORT}", postgres_connect_address=f"{address}:{POSTGRES_PORT}",
         data_dir=str(root / f"db-{node}"), database=database, bin_dir=str(POSTGRES_BIN_DIR),
         unix_socket_dir=str(sockets), post_bootstrap_path=str(post_bootstrap),
-        # As components/swarm/patroni.py renders it: a DCS outage alone is no reason to demote.
-        failsafe_mode=True,
+        # As components/swarm/patroni.py renders it: a DCS outage alone is no reason to
+        # demote, and the ttl it sets.
+        failsafe_mode=True, ttl_s=TTL_S,
     )
     return PatroniNode(settings, POSTGRES_PORT, RESTAPI_PORT, api_host=address)
 
@@ -271,7 +276,9 @@ def nodes_stack() -> Iterator[NodesStack]:
         dns = stack.enter_context(TaskDns({f"tasks.{APP_SERVICE}": [network.address(n) for n in NODES]}, host=network.address("client")))
         etcd = EtcdCluster(EtcdClusterSettings(
             members=tuple(EtcdMember(f"etcd-{node}", network.address(node)) for node in NODES),
-            cluster_token="hastack-drill", listen_host="0.0.0.0"), root)
+            cluster_token="hastack-drill", listen_host="0.0.0.0",
+            # components/swarm/etcd.py's timing.
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS, election_timeout_ms=ELECTION_TIMEOUT_MS), root)
         passwords = Passwords.generate()
         # One server certificate naming every Patroni node's address: verify-full holds for each.
         certificates = issue_loopback_certificates(root, [network.address(node) for node in PATRONI_NODES])

@@ -16,7 +16,6 @@ import asyncio
 import logging
 
 from psycopg import AsyncConnection
-from psycopg.conninfo import conninfo_to_dict
 
 from .background import BackgroundTask
 from .db import Database
@@ -42,6 +41,11 @@ async def check_writer(db: Database, timeout_s: float) -> None:
         raise RuntimeError("the writer URL reached a read-only standby")
 
 
+async def _in_recovery(connection: AsyncConnection) -> bool:
+    (in_recovery,) = await (await connection.execute("SELECT pg_is_in_recovery()")).fetchone()
+    return in_recovery
+
+
 class WriterHealth(BackgroundTask):
     """The writer as last seen: `writable`, kept current by a background probe."""
 
@@ -49,18 +53,21 @@ class WriterHealth(BackgroundTask):
 
     def __init__(self, db: Database):
         self.db = db
-        # A reconnect tries the URL's hosts in turn, each for up to the connect timeout: a
-        # lost machine (unlike a dead container) refuses nothing, it just never answers,
-        # so a reconnect must be given time to get past it to the next host.
-        hosts = str(conninfo_to_dict(db.settings.database_url).get("host") or "").count(",") + 1
-        self._reconnect_timeout_s = hosts * max(2.0, db.settings.db_connect_timeout_s) + WRITER_PROBE_TIMEOUT_S
+        # A reconnect dials every host of the URL at once, again and again while they
+        # refuse (db.connect_to_writer): one dial may take the connect timeout (libpq's
+        # floor is 2 s), since a lost machine refuses nothing, it just never answers.
+        self._reconnect_timeout_s = max(2.0, db.settings.db_connect_timeout_s) + WRITER_PROBE_TIMEOUT_S
         # The app starts after its migrations wrote to the primary.
         self.writable = True
         self._probe_connection: AsyncConnection | None = None
+        # Probe queries that outlived their bound, each closing its connection once it ends.
+        self._abandoned: set[asyncio.Task] = set()
 
     async def stop(self) -> None:
         await self._cancel()
         await self._drop_probe_connection()
+        for task in self._abandoned:
+            task.cancel()
 
     def mark_down(self, why: BaseException) -> None:
         if self.writable:
@@ -73,12 +80,34 @@ class WriterHealth(BackgroundTask):
 
     async def _probe(self) -> None:
         if self._probe_connection is None or self._probe_connection.closed:
-            self._probe_connection = await asyncio.wait_for(self.db.dedicated_connection("writer-probe"),
-                                                            self._reconnect_timeout_s)
-        query = self._probe_connection.execute("SELECT pg_is_in_recovery()")
-        (in_recovery,) = await (await asyncio.wait_for(query, WRITER_PROBE_TIMEOUT_S)).fetchone()
+            self._probe_connection = await self.db.connect_to_writer(
+                "writer-probe", within_s=self._reconnect_timeout_s, retry_every_s=WRITER_PROBE_S)
+        connection = self._probe_connection
+        query = asyncio.ensure_future(_in_recovery(connection))
+        try:
+            in_recovery = await asyncio.wait_for(asyncio.shield(query), WRITER_PROBE_TIMEOUT_S)
+        except TimeoutError:
+            # Not cancelled: psycopg answers a cancelled query with a cancel request to the
+            # server and then waits for the query to end, 5 s each, which against a lost
+            # machine (silent) kept the writer probe away from the new primary for 10 s.
+            # The query fails by itself (the URL's tcp_user_timeout, else TCP's retries).
+            self._probe_connection = None
+            self._abandon(query, connection)
+            raise
         if in_recovery:
             raise RuntimeError("the writer URL reached a read-only standby")
+
+    def _abandon(self, query: asyncio.Future, connection: AsyncConnection) -> None:
+        async def close_when_done() -> None:
+            try:
+                await asyncio.shield(query)
+            except Exception:
+                pass  # the connection is being given up anyway
+            await connection.close()
+
+        task = asyncio.create_task(close_when_done())
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
 
     async def _probe_with_fresh_retry(self) -> None:
         """A probe that fails on its old connection is tried once more on a new one before

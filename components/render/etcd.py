@@ -47,6 +47,9 @@ class EtcdClusterSettings:
     cluster_token: str
     # The address each member binds: "0.0.0.0" in a container, "127.0.0.1" on loopback.
     listen_host: str = "0.0.0.0"
+    # Raft timing; None: etcd's defaults (100 ms / 1000 ms).
+    heartbeat_interval_ms: int | None = None
+    election_timeout_ms: int | None = None
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.members]
@@ -77,4 +80,6 @@ def etcd_member_flags(s: EtcdClusterSettings, member_name: str, data_dir: str) -
         f"--initial-cluster={','.join(f'{m.name}={m.peer_url}' for m in s.members)}",
         f"--initial-cluster-token={s.cluster_token}",
         "--initial-cluster-state=new",
+        *([f"--heartbeat-interval={s.heartbeat_interval_ms}"] if s.heartbeat_interval_ms else []),
+        *([f"--election-timeout={s.election_timeout_ms}"] if s.election_timeout_ms else []),
     ]

@@ -19,7 +19,10 @@ How the HA targets are met:
 - Reads without a primary: with a read health path, reads (GET, HEAD, OPTIONS) go to a
   second backend over the same servers, checked on that path (storage + any DB node),
   so they keep being served while the write backend, checked on the writer path, is
-  empty during a failover. HAProxy's own 503 for a write then carries Retry-After.
+  empty during a failover. Writes then go to the read backend too: the app answers them
+  503 + Retry-After until it finds the new primary, and takes them at once after that
+  (no `rise` checks to wait for). Without a read backend, HAProxy's own 503 for a write
+  carries Retry-After.
 
 The app's own Prometheus endpoint (APP_METRICS_PATH) is not served to clients: the web
 frontend answers it 404, and Prometheus scrapes every replica directly (docs/monitoring.md).
@@ -284,7 +287,11 @@ def _web_frontend(settings: HaproxySettings) -> str:
         f"    acl app_metrics path,url_dec -m str {APP_METRICS_PATH}",
         f"    acl app_metrics path,url_dec -m beg {APP_METRICS_PATH}/",
         "    http-request deny deny_status 404 if app_metrics",
-        *([f"    use_backend {READ_BACKEND} if {{ method {' '.join(READ_METHODS)} }}"]
+        *([f"    use_backend {READ_BACKEND} if {{ method {' '.join(READ_METHODS)} }}",
+           # No replica reaches a writer (a failover): writes go to the replicas that can
+           # read, which answer 503 + Retry-After themselves and take writes again the
+           # moment they find the new primary, instead of after `rise` checks here.
+           f"    use_backend {READ_BACKEND} if {{ nbsrv({APP_BACKEND}) eq 0 }}"]
           if settings.read_health_path else []),
         f"    default_backend {APP_BACKEND}",
     ])

@@ -17,6 +17,14 @@ ETCD_BIN_DIR = "/usr/local/bin"
 DATA_DIR = "/var/lib/etcd"
 # etcd finishes in-flight requests and hands over leadership on SIGTERM.
 STOP_GRACE_S = 30
+# Raft timing for members on a LAN, half etcd's defaults (100 / 1000 ms), within its
+# tuning guide (heartbeat about the round trip, election >= 10 heartbeats,
+# https://etcd.io/docs/v3.4/tuning/#time-parameters). It bounds a failover: when the etcd
+# leader's machine is lost, the new etcd leader comes after an election timeout or two and
+# then extends every lease by one election timeout (lessor.Promote), so Patroni's leader
+# key outlives its machine by ttl + up to three election timeouts.
+HEARTBEAT_INTERVAL_MS = 50
+ELECTION_TIMEOUT_MS = 500
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,8 @@ class Etcd(pulumi.ComponentResource):
         cluster = EtcdClusterSettings(
             members=tuple(EtcdMember(name=member, host=member) for member in self.service_names),
             cluster_token=service_name(name),
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+            election_timeout_ms=ELECTION_TIMEOUT_MS,
         )
         self.client_endpoints = list(cluster.client_endpoints)
         for index, (member, node) in enumerate(zip(self.service_names, args.nodes)):

@@ -69,6 +69,20 @@ START_PERIOD_S = 600
 # then stops postgres and releases the leader key); 60 s for postgres' checkpoint.
 STOP_SIGNAL = "SIGINT"
 STOP_GRACE_S = 60
+# libpq parameters in the app's URLs. A lost machine answers nothing, not even a reset:
+# without a bound, a connection attempt to its member waits out the connect timeout (at
+# least 2 s a host) and a query on an open connection waits for TCP's own retries
+# (minutes). tcp_user_timeout (libpq >= 12, Linux TCP_USER_TIMEOUT, which also bounds the
+# SYN) fails both after about a second, so a client moves on to the next member of the URL.
+# https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-TCP-USER-TIMEOUT
+CLIENT_OPTIONS = {"tcp_user_timeout": "1000"}
+# The leader key's ttl: the smallest Patroni's rule allows with loop_wait 1 and
+# retry_timeout 2 (ttl >= loop_wait + 2 * retry_timeout, PatroniSettings). A lost leader
+# is replaced after its key expires plus Patroni's 2 s check of the lost member's API
+# (failsafe_mode asks every member it knew, ha.py fetch_node_status), so every second of
+# ttl is a second of no writes. A DCS outage alone no longer demotes (failsafe_mode), so
+# a short ttl costs no false failovers (the DCS-blip drill, docs/swarm.md).
+TTL_S = 5
 
 
 @dataclass(frozen=True)
@@ -151,6 +165,7 @@ class PatroniDatabase(pulumi.ComponentResource):
                 database=database,
                 synchronous_mode=config.synchronous_mode,
                 failsafe_mode=True,
+                ttl_s=TTL_S,
                 # A restored cluster already has the app role and database.
                 post_bootstrap_path=None if backup and backup.restore_command else POST_BOOTSTRAP_SCRIPT,
                 archive_parameters=backup.archive_parameters if backup else {},
@@ -192,7 +207,7 @@ class PatroniDatabase(pulumi.ComponentResource):
             )
         self.members = [f"{member}:{POSTGRES_PORT}" for member in self.service_names]
         self.writer_url, self.reader_url = connection_urls(config.user, args.app_password, self.members, config.name,
-                                                           ca_file=DATABASE_CA_FILE)
+                                                           ca_file=DATABASE_CA_FILE, client_options=CLIENT_OPTIONS)
         self.register_outputs({"serviceNames": self.service_names, "members": self.members,
                                "writerUrl": self.writer_url, "readerUrl": self.reader_url})
 

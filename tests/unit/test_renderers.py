@@ -273,6 +273,12 @@ def test_etcd_members_bootstrap_statically_from_the_same_member_list() -> None:
     assert cluster.client_endpoints == ("etcd-0:2379", "etcd-1:2379", "etcd-2:2379")
 
 
+def test_etcd_raft_timing_only_when_set() -> None:
+    assert not any(flag.startswith(("--heartbeat", "--election")) for flag in etcd_member_flags(etcd_cluster(), "etcd-0", "/d"))
+    tuned = EtcdClusterSettings(members=etcd_cluster().members, cluster_token="t", heartbeat_interval_ms=50, election_timeout_ms=500)
+    assert etcd_member_flags(tuned, "etcd-0", "/d")[-2:] == ["--heartbeat-interval=50", "--election-timeout=500"]
+
+
 @pytest.mark.parametrize("members", [2, 4])
 def test_etcd_cluster_refuses_an_even_member_count(members: int) -> None:
     with pytest.raises(ValueError, match="odd number"):
@@ -334,6 +340,14 @@ def test_haproxy_reuses_connections_for_reads_only_when_reads_have_their_own_bac
     reads, writes = cfg_section(cfg, f"backend {haproxy.READ_BACKEND}"), cfg_section(cfg, "backend app")
     assert "http-reuse safe" in reads and "option http-keep-alive" in reads
     assert "option http-server-close" in writes and "http-reuse safe" not in writes
+
+
+def test_haproxy_sends_writes_to_the_read_backend_only_while_no_replica_can_write() -> None:
+    frontend = cfg_section(render_haproxy_cfg(lb_settings(read_health_path="/readyz/read")), f"frontend {haproxy.WEB_FRONTEND}")
+    assert frontend[-3:] == [f"use_backend {haproxy.READ_BACKEND} if {{ method GET HEAD OPTIONS }}",
+                             f"use_backend {haproxy.READ_BACKEND} if {{ nbsrv(app) eq 0 }}",
+                             "default_backend app"]
+    assert not any("nbsrv" in line for line in cfg_section(render_haproxy_cfg(lb_settings()), f"frontend {haproxy.WEB_FRONTEND}"))
 
 
 def test_haproxy_opens_one_server_connection_per_request_without_keep_alive() -> None:

@@ -147,7 +147,7 @@ def test_swarm_secrets_are_auto_named_secret_and_hold_the_value(onprem):
     url = base64.b64decode(secrets["app-database-url"].inputs["data"]).decode()
     assert url == ("postgresql://app:fake-secret-secrets-db-app@hastack-onprem-db-0:5432,hastack-onprem-db-1:5432,"
                    "hastack-onprem-db-2:5432/app?target_session_attrs=read-write&sslmode=verify-full"
-                   "&sslrootcert=/etc/hastack/database-ca.crt")
+                   "&sslrootcert=/etc/hastack/database-ca.crt&tcp_user_timeout=1000")
     jwt = base64.b64decode(secrets["app-jwt-secret"].inputs["data"]).decode()
     assert jwt == f"{FAKE_SECRET_PREFIX}secrets-app-jwt-secret"
 
@@ -250,6 +250,7 @@ def test_patroni_yml_sets_connect_addresses_sync_and_failsafe(onprem):
         assert document["etcd3"]["hosts"] == [f"hastack-onprem-etcd-{i}:2379" for i in range(3)]
         dcs = document["bootstrap"]["dcs"]
         assert dcs["synchronous_mode"] is True and dcs["failsafe_mode"] is True
+        assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"]) == (5, 1, 2)
         # pg_hba admits the encrypted data overlay only.
         assert any("10.232.0.0/24" in line for line in document["postgresql"]["pg_hba"])
 
@@ -288,6 +289,8 @@ def test_etcd_three_members_on_three_nodes(onprem):
         command = spec(member)["commands"]
         assert f"--name=hastack-onprem-etcd-{index}" in command
         assert f"--advertise-client-urls=http://hastack-onprem-etcd-{index}:2379" in command
+        # LAN raft timing, which bounds how long a lost etcd leader delays a failover.
+        assert "--heartbeat-interval=50" in command and "--election-timeout=500" in command
         assert "endpoint" in spec(member)["healthcheck"]["tests"] and "status" in spec(member)["healthcheck"]["tests"]
         assert member.protect
 
