@@ -4,7 +4,7 @@
 
 Runs loopback/node_drills.py on loopback/nodes.py's stack (every node: the Swarm HAProxy
 config resolving tasks through DNS, an app replica and an etcd member; two nodes: a
-Patroni member, synchronous_mode and failsafe_mode, ttl 6 / retry_timeout 2). Needs root,
+Patroni member, synchronous_mode and failsafe_mode, ttl 5 / retry_timeout 2). Needs root,
 iproute2, haproxy, etcd-server, patroni and postgresql-15. Only the drill's own
 namespaces and addresses (10.213.0.0/24) are used; all are removed at the end. Bounded:
 each load stops after 60 s, each wait has a deadline. One JSON line per figure, among them

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import psycopg
+
 from .drills import Figure, ReplicaCrashResult, RollingRestartResult, replica_crash, rolling_restart
 from .load import LoadReport
 from .stack import LoopbackStack
@@ -51,16 +53,22 @@ class ReplayCheck:
         return figures
 
 
-def deliveries(stack: LoopbackStack, request_ids: set[str]) -> dict[str, list[str]]:
-    """{request id: the nodes that recorded it, in order} for the ids any replica received."""
-    with stack.connect_app_writer() as conn:
-        rows = conn.execute("""SELECT request_id, array_agg(node_id ORDER BY received_at) FROM request_deliveries
-                               WHERE request_id = ANY(%s) GROUP BY request_id""", (list(request_ids),)).fetchall()
+def deliveries(conn: psycopg.Connection, request_ids: set[str]) -> dict[str, list[str]]:
+    """{request id: the nodes that recorded it, in order} for the ids any replica received,
+    read over `conn` (the app role's connection to the primary)."""
+    rows = conn.execute("""SELECT request_id, array_agg(node_id ORDER BY received_at) FROM request_deliveries
+                           WHERE request_id = ANY(%s) GROUP BY request_id""", (list(request_ids),)).fetchall()
     return dict(rows)
 
 
+def posted_request_ids(load: LoadReport) -> set[str]:
+    return load.request_ids(UNKEYED) | load.request_ids(KEYED)
+
+
 def check_replays(stack: LoopbackStack, drill: str, load: LoadReport, killed_at: float | None = None) -> ReplayCheck:
-    return replays_in(deliveries(stack, load.request_ids(UNKEYED) | load.request_ids(KEYED)), drill, load, killed_at)
+    with stack.connect_app_writer() as conn:
+        delivered = deliveries(conn, posted_request_ids(load))
+    return replays_in(delivered, drill, load, killed_at)
 
 
 def replays_in(delivered: dict[str, list[str]], drill: str, load: LoadReport, killed_at: float | None) -> ReplayCheck:

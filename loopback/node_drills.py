@@ -22,6 +22,7 @@ import psycopg
 from .drills import Figure, notes_stored
 from .haproxy import DOWN
 from .load import GETS, KINDS, LoadReport, MixedLoad
+from .no_replay import ReplayCheck, deliveries, posted_request_ids, replays_in
 from .nodes import NODES, PATRONI_NODES, NodesStack
 from .patroni import SteadyWriter
 from .ports import wait_until
@@ -228,9 +229,16 @@ def _streaming(stack: NodesStack, node: str) -> bool:
 class RollingRestartResult:
     loads: list[LoadReport] = field(default_factory=list)
     switchovers: int = 0
+    # The app's delivery records of every POST (loopback/no_replay.py), read at the end.
+    replays: ReplayCheck | None = None
 
     def failed(self, kind: str) -> int:
         return sum(len(load.failed(kind)) for load in self.loads)
+
+    @property
+    def load(self) -> LoadReport:
+        """The three machines' loads as one."""
+        return LoadReport([r for load in self.loads for r in load.results], self.loads[0].started, self.loads[-1].ended)
 
     def figures(self) -> list[Figure]:
         drill = "rolling_restart_nodes"
@@ -244,6 +252,7 @@ class RollingRestartResult:
             Figure(drill, "rolling_restart_failed_requests", total, "requests",
                    {"target": 0, "of": sum(len(load.results) for load in self.loads), "reasons": reasons,
                     "switchovers": self.switchovers, **{f"failed_{kind}": self.failed(kind) for kind in KINDS}}),
+            *(self.replays.figures() if self.replays else []),
         ]
 
 
@@ -269,6 +278,8 @@ def rolling_restart(stack: NodesStack) -> RollingRestartResult:
             stack.restore_machine(node)
             traffic.wait_for_requests(PHASE_REQUESTS)
         result.loads.append(traffic.report)
+    with stack.connect(stack.leader_node()) as conn:
+        result.replays = replays_in(deliveries(conn, posted_request_ids(result.load)), "rolling_restart_nodes", result.load, None)
     return result
 
 

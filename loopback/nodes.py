@@ -3,7 +3,8 @@ each running what Swarm places on a node, from the same renderers as components/
 
 - every node: the Swarm HAProxy config (server-template over tasks.<app>, resolved through
   a DNS server standing in for Docker's, loopback/dns.py), an app replica and an etcd member;
-- n1 and n2: a Patroni member each (synchronous_mode, failsafe_mode, ttl 6 / retry 2).
+- n1 and n2: a Patroni member each (synchronous_mode, failsafe_mode, ttl 5 / retry 2), etcd
+  and the app's URLs with components/swarm/'s timings.
 
     with nodes_stack() as stack:
         stack.leader_node()           # "n1"
@@ -60,6 +61,8 @@ APP_PORT, LB_PORT, STATS_PORT, POSTGRES_PORT, RESTAPI_PORT = 8000, 8080, 8404, 5
 APP_SERVICE = "hastack-drill-app"
 # Bounds on a machine coming back: etcd rejoining, Patroni rewinding, the app migrating.
 MACHINE_READY_S = 90
+# The app's wait for a primary, as Pulumi.onprem.yaml sets it (app.env).
+WRITER_WAIT_S = "3"
 # The direct writers' table lives in its own schema, apart from the app's tables.
 WRITER_SCHEMA = "drill"
 
@@ -163,7 +166,8 @@ class NodesStack:
                 read_url=database_url(members, APP_DB, user=APP_USER, target_session_attrs="prefer-standby",
                                       ca_file=self.certificates.ca_file, client_options=CLIENT_OPTIONS),
                 # All addresses of the node: its LB and the other nodes' LBs reach it.
-                extra_env={"HOST": "0.0.0.0", "PGPASSWORD": self.passwords.app, "SHUTDOWN_DRAIN_S": str(SHUTDOWN_DRAIN_S)},
+                extra_env={"HOST": "0.0.0.0", "PGPASSWORD": self.passwords.app, "SHUTDOWN_DRAIN_S": str(SHUTDOWN_DRAIN_S),
+                           "WRITER_WAIT_S": WRITER_WAIT_S},
             )
             self.machines[node].app = app
             app.wait_ready(MACHINE_READY_S)

@@ -97,6 +97,7 @@ class Settings:
     db_pool_max: int
     db_connect_timeout_s: float
     db_write_wait_s: float
+    writer_wait_s: float
     ready_timeout_s: float
     max_file_bytes: int
     job_work_s: float
@@ -130,6 +131,7 @@ class Settings:
             db_pool_max=_int(env, "DB_POOL_MAX", 5),
             db_connect_timeout_s=_float(env, "DB_CONNECT_TIMEOUT_S", 3.0),
             db_write_wait_s=_float(env, "DB_WRITE_WAIT_S", 1.0),
+            writer_wait_s=_float(env, "WRITER_WAIT_S", 0.0),
             ready_timeout_s=_float(env, "READY_TIMEOUT_S", 2.0),
             max_file_bytes=_int(env, "MAX_FILE_BYTES", 10 * 1024 * 1024),
             job_work_s=_float(env, "JOB_WORK_S", 0.05),

@@ -68,9 +68,12 @@ class Database:
         # The host that last took writes (the writer probe's finding); None: the URL's order.
         self.known_writer: tuple[str, str] | None = None
         # A write waits less for a connection than a read: while no primary exists the
-        # wait can only end in a 503, which the client should get quickly (writer.py).
+        # wait can only end in a 503, which the client should get quickly (writer.py);
+        # unless WRITER_WAIT_S asks writes to wait for a primary, which a checkout does
+        # too (a primary's shutdown is often seen by a checkout before the probe).
         self.writer = self._pool(settings.database_url, "writer",
-                                 min(settings.db_write_wait_s, settings.db_connect_timeout_s), self._writer_kwargs)
+                                 max(min(settings.db_write_wait_s, settings.db_connect_timeout_s), settings.writer_wait_s),
+                                 self._writer_kwargs)
         self.reader = (self.writer if settings.database_read_url == settings.database_url
                        else self._pool(settings.database_read_url, "reader", settings.db_connect_timeout_s))
 

@@ -111,7 +111,7 @@ def needs_writer(handler):
     @functools.wraps(handler)
     async def guarded(request: Request) -> Response:
         state = runtime(request)
-        state.writer_health.require()
+        await state.writer_health.require()
         try:
             request_id = request.headers.get(deliveries.REQUEST_ID_HEADER)
             if request_id and request.method not in SAFE_METHODS:
@@ -150,7 +150,7 @@ async def readyz(request: Request) -> JSONResponse:
     state = runtime(request)
 
     async def check_writer_known_up(db: Database, timeout_s: float) -> None:
-        state.writer_health.require()
+        state.writer_health.require_known()
         await check_writer(db, timeout_s)
 
     return await _readiness(state, check_writer_known_up)

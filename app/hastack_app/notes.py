@@ -65,7 +65,7 @@ async def get(db: Database, note_id: str, writer: WriterHealth) -> tuple[dict[st
     """The note and which pool answered. Reads go to the reader, but a replica may not
     have the row yet (written a moment ago, replication is async) or may be down: then
     the writer answers, so a client always reads its own writes. While no primary
-    exists that fallback raises WriterUnavailable (a quick 503) rather than waiting."""
+    exists that fallback waits WRITER_WAIT_S at most, then raises WriterUnavailable (a 503)."""
     if db.reader is not db.writer:
         try:
             note = await _find(db.reader, note_id)
@@ -73,5 +73,5 @@ async def get(db: Database, note_id: str, writer: WriterHealth) -> tuple[dict[st
                 return note, "reader"
         except psycopg.OperationalError as error:  # includes PoolTimeout
             log.warning("reader unavailable, reading from the writer: %s", error)
-    writer.require()
+    await writer.require()
     return await _find(db.writer, note_id), "writer"

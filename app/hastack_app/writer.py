@@ -59,6 +59,8 @@ class WriterHealth(BackgroundTask):
         self._reconnect_timeout_s = max(2.0, db.settings.db_connect_timeout_s) + WRITER_PROBE_TIMEOUT_S
         # The app starts after its migrations wrote to the primary.
         self.writable = True
+        self._found = asyncio.Event()
+        self._found.set()
         self._probe_connection: AsyncConnection | None = None
         # Probe queries that outlived their bound, each closing its connection once it ends.
         self._abandoned: set[asyncio.Task] = set()
@@ -73,10 +75,30 @@ class WriterHealth(BackgroundTask):
         if self.writable:
             log.warning("writer unavailable, answering writes 503 until it is back: %s", why)
         self.writable = False
+        self._found.clear()
 
-    def require(self) -> None:
+    def _mark_up(self) -> None:
+        if not self.writable:
+            log.info("writer available again")
+        self.writable = True
+        self._found.set()
+
+    def require_known(self) -> None:
+        """Raise WriterUnavailable unless a writer is known now (readiness: no waiting)."""
         if not self.writable:
             raise WriterUnavailable()
+
+    async def require(self) -> None:
+        """Return once a writer is known; raise WriterUnavailable if none is found within
+        WRITER_WAIT_S. Nothing of the request has reached the database yet, so waiting
+        here never runs a write twice: it only lets a write outlast a planned switchover's
+        second without a primary instead of failing it."""
+        if self.writable:
+            return
+        try:
+            await asyncio.wait_for(self._found.wait(), self.db.settings.writer_wait_s)
+        except TimeoutError:
+            raise WriterUnavailable() from None
 
     async def _probe(self) -> None:
         if self._probe_connection is None or self._probe_connection.closed:
@@ -128,9 +150,7 @@ class WriterHealth(BackgroundTask):
         while True:
             try:
                 await self._probe_with_fresh_retry()
-                if not self.writable:
-                    log.info("writer available again")
-                self.writable = True
+                self._mark_up()
             except asyncio.CancelledError:
                 raise
             except Exception as problem:  # any failure means: do not send writes there

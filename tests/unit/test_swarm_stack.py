@@ -15,6 +15,7 @@ import yaml
 
 from components.config import ETCD_IMAGE, HAPROXY_IMAGE
 from components.swarm.common import swarm_secret
+from loopback import nodes
 from plan.engine import PROJECT_DIR, ProgramError, is_secret, run_program, stack_file_config
 from plan.fakes import FAKE_SECRET_PREFIX, fake_repo_digest
 
@@ -129,6 +130,8 @@ def test_app_env_node_id_template_and_secrets_only_as_files(onprem):
     env = spec(app)["env"]
     assert env["NODE_ID"] == "app-{{.Task.Slot}}"
     assert env["PORT"] == "8000" and env["STORAGE_PATH"] == "/app/uploads" and env["LOG_LEVEL"] == "info"
+    # The reference app waits out a switchover; the node drills run it with the same wait.
+    assert env["WRITER_WAIT_S"] == nodes.WRITER_WAIT_S
     names = ["DATABASE_URL", "DATABASE_READ_URL", "JWT_SECRET", "SESSION_SECRET"]
     for name in names:
         assert env[f"{name}_FILE"] == f"/run/secrets/{name}"
