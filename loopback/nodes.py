@@ -40,7 +40,7 @@ from components.render.patroni import (
 from components.render.postgres import APP_DB_PASSWORD_ENV, PrimarySettings, replica_slot_name
 from components.swarm.load_balancer import LoadBalancerArgs, haproxy_settings
 from components.swarm.etcd import ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS
-from components.swarm.patroni import CLIENT_OPTIONS, TTL_S
+from components.swarm.patroni import CLIENT_OPTIONS, LOOP_WAIT_S, RETRY_TIMEOUT_S, TTL_S
 
 from .app import AppProcess, database_url, start_app
 from .binaries import POSTGRES_BIN_DIR, find
@@ -263,7 +263,7 @@ def _patroni_member(node: str, address: str, root: Path, etcd_hosts: tuple[str, 
         unix_socket_dir=str(sockets), post_bootstrap_path=str(post_bootstrap),
         # As components/swarm/patroni.py renders it: a DCS outage alone is no reason to
         # demote, and the ttl it sets.
-        failsafe_mode=True, ttl_s=TTL_S,
+        failsafe_mode=True, ttl_s=TTL_S, loop_wait_s=LOOP_WAIT_S, retry_timeout_s=RETRY_TIMEOUT_S,
     )
     return PatroniNode(settings, POSTGRES_PORT, RESTAPI_PORT, api_host=address)
 

@@ -6,8 +6,10 @@ only turns a quick, retryable answer into a hung client. So a `WriterHealth` pro
 writer every WRITER_PROBE_S on a connection of its own (a dead primary fails the next
 query at once), and requests that
 need the writer are answered at once with 503 and `Retry-After` while it is known to
-be down. A request that finds it down first (the primary died since the last probe)
-marks it down for the others; it waited at most DB_WRITE_WAIT_S for a connection.
+be down, or, with WRITER_WAIT_S set, after waiting that long for the probe to find
+one (a planned switchover leaves no primary for about a second). A request that finds
+it down first (the primary died since the last probe) marks it down for the others; it
+waited at most DB_WRITE_WAIT_S (or WRITER_WAIT_S) for a connection.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class WriterHealth(BackgroundTask):
         second without a primary instead of failing it."""
         if self.writable:
             return
+        if not self.db.settings.writer_wait_s:
+            raise WriterUnavailable()
         try:
             await asyncio.wait_for(self._found.wait(), self.db.settings.writer_wait_s)
         except TimeoutError:

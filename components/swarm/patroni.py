@@ -76,13 +76,20 @@ STOP_GRACE_S = 60
 # SYN) fails both after about a second, so a client moves on to the next member of the URL.
 # https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-TCP-USER-TIMEOUT
 CLIENT_OPTIONS = {"tcp_user_timeout": "1000"}
-# The leader key's ttl: the smallest Patroni's rule allows with loop_wait 1 and
-# retry_timeout 2 (ttl >= loop_wait + 2 * retry_timeout, PatroniSettings). A lost leader
-# is replaced after its key expires plus Patroni's 2 s check of the lost member's API
-# (failsafe_mode asks every member it knew, ha.py fetch_node_status), so every second of
-# ttl is a second of no writes. A DCS outage alone no longer demotes (failsafe_mode), so
-# a short ttl costs no false failovers (the DCS-blip drill, docs/swarm.md).
+# Patroni's DCS timing. A lost leader is replaced once its key expires (ttl after its last
+# renewal, every loop_wait) plus Patroni's 2 s check of the lost member's API (failsafe_mode
+# asks every member it knew, ha.py fetch_node_status), so each second of ttl is a second
+# without writes. ttl 5 is the least Patroni's rule allows with loop_wait 1 and
+# retry_timeout 2 (ttl >= loop_wait + 2 * retry_timeout, PatroniSettings). retry_timeout
+# stays 2: Patroni gives each etcd request retry_timeout / 1 s members to try
+# (dcs/etcd.py _calculate_timeouts), so with 1 it only ever asks one member, and in the
+# partition drill the majority's Patroni kept asking the cut-off one and never promoted.
+# Short timings cost no false failovers: a leader that loses etcd but reaches every member
+# keeps its role (failsafe_mode), and a replica never promotes while the primary's API
+# answers ("Primary is still alive", ha.py _is_healthiest_node). The DCS-blip drill holds it.
 TTL_S = 5
+LOOP_WAIT_S = 1
+RETRY_TIMEOUT_S = 2
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,8 @@ class PatroniDatabase(pulumi.ComponentResource):
                 synchronous_mode=config.synchronous_mode,
                 failsafe_mode=True,
                 ttl_s=TTL_S,
+                loop_wait_s=LOOP_WAIT_S,
+                retry_timeout_s=RETRY_TIMEOUT_S,
                 # A restored cluster already has the app role and database.
                 post_bootstrap_path=None if backup and backup.restore_command else POST_BOOTSTRAP_SCRIPT,
                 archive_parameters=backup.archive_parameters if backup else {},
