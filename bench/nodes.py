@@ -10,8 +10,9 @@ namespaces and addresses (10.213.0.0/24) are used; all are removed at the end. B
 each load stops after 60 s, each wait has a deadline. One JSON line per figure, among them
 node_loss_write_resume_s, node_loss_acknowledged_lost, node_loss_failed_gets_after_ejection,
 partition_writes_acknowledged_by_isolated_leader_after_promotion,
-partition_divergent_rows_after_heal, rolling_restart_failed_requests, dcs_blip_promotions
-and dcs_blip_write_pause_s.
+partition_divergent_rows_after_heal, rolling_restart_failed_requests,
+rolling_restart_nodes_unkeyed_posts_delivered_twice, dcs_blip_promotions and
+dcs_blip_write_pause_s.
 """
 
 from __future__ import annotations
