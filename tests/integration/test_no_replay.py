@@ -154,7 +154,9 @@ def test_reads_are_served_while_no_replica_can_write_and_writes_reach_one_replic
         write, write_receivers = edge.send("POST")
 
     assert [r.status_code for r, _ in reads] == [200] * len(reads)
-    assert write.status_code == 201 and len(write_receivers) == 1, (write.status_code, write_receivers)
+    # The replica's own answer (it has no writer: 503), delivered to one replica only.
+    assert write.status_code == 503 and len(write_receivers) == 1, (write.status_code, write_receivers)
+    assert write.json()["served_by"] == write_receivers[0]
 
 
 # Writers flap in and out this often, and the clients run this long: enough for a few
