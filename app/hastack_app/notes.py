@@ -8,6 +8,7 @@ written in the winner's transaction only, so one request means one email.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -54,24 +55,54 @@ async def create(db: Database, body: str, idempotency_key: str | None) -> Create
     return CreateResult(note, created=False)
 
 
+async def _select(conn, note_id: str) -> dict[str, Any] | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(f"SELECT {_COLUMNS} FROM notes WHERE id = %s", (note_id,))
+    return await cur.fetchone()
+
+
 async def _find(pool, note_id: str) -> dict[str, Any] | None:
     async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(f"SELECT {_COLUMNS} FROM notes WHERE id = %s", (note_id,))
-        return await cur.fetchone()
+        return await _select(conn, note_id)
 
 
 async def get(db: Database, note_id: str, writer: WriterHealth) -> tuple[dict[str, Any] | None, str]:
     """The note and which pool answered. Reads go to the reader, but a replica may not
     have the row yet (written a moment ago, replication is async) or may be down: then
     the writer answers, so a client always reads its own writes. While no primary
-    exists that fallback waits WRITER_WAIT_S at most, then raises WriterUnavailable (a 503)."""
+    exists the replica is asked again once it has applied what it received, and the
+    writer fallback waits WRITER_WAIT_S at most, then raises WriterUnavailable (a 503)."""
     if db.reader is not db.writer:
         try:
             note = await _find(db.reader, note_id)
+            if note is None and not writer.writable:
+                note = await _find_once_replayed(db.reader, note_id)
             if note is not None:
                 return note, "reader"
         except psycopg.OperationalError as error:  # includes PoolTimeout
             log.warning("reader unavailable, reading from the writer: %s", error)
     await writer.require()
     return await _find(db.writer, note_id), "writer"
+
+
+# How long a read waits for the replica to apply the WAL it already holds, when no
+# primary can answer instead. Replay trails receipt by milliseconds, more on a busy host.
+REPLAY_CATCH_UP_S = 1.0
+REPLAY_POLL_S = 0.02
+
+
+async def _find_once_replayed(pool, note_id: str) -> dict[str, Any] | None:
+    """The note, read again once the replica has replayed every WAL record it has
+    received (or after REPLAY_CATCH_UP_S). With no primary, a note acknowledged just
+    before the primary died may be received but not yet applied here; a note the
+    replica never received is lost with the primary, and stays None."""
+    async with pool.connection() as conn:
+        deadline = asyncio.get_running_loop().time() + REPLAY_CATCH_UP_S
+        while asyncio.get_running_loop().time() < deadline:
+            # NULLs (not a standby, or nothing streamed yet): nothing to wait for.
+            cur = await conn.execute(
+                "SELECT coalesce(pg_last_wal_replay_lsn() < pg_last_wal_receive_lsn(), false)")
+            if not (await cur.fetchone())[0]:
+                break
+            await asyncio.sleep(REPLAY_POLL_S)
+        return await _select(conn, note_id)

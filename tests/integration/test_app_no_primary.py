@@ -4,12 +4,14 @@ writes resume by themselves when a primary is back."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
 import httpx
 import pytest
 
+from app.hastack_app import notes
 from app.hastack_app.writer import RETRY_AFTER_S
 from loopback.app import database_url
 from loopback.ports import wait_until
@@ -52,3 +54,46 @@ def test_without_a_primary_writes_get_a_quick_503_and_read_readiness_holds(start
 
     pg_disposable.start(FAST_POSTGRES_FLAGS)
     wait_until(lambda: post_note(replica.url)[0].status_code == 201, 20, "writes accepted again", interval_s=0.1)
+
+
+def replica_holds(stack, lsn: str) -> bool:
+    with stack.db.connect(stack.replica) as conn:
+        return conn.execute("SELECT pg_last_wal_receive_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]
+
+
+def test_a_note_the_replica_received_but_had_not_applied_is_read_there_once_applied(loopback_stack):
+    """No primary, and the replica holds a note's WAL without having applied it yet (replay
+    paused here; on a busy host, replay trailing receipt by milliseconds): the read waits
+    for the replay, bounded, instead of answering 503 while the note is on its way."""
+    stack = loopback_stack
+    with stack.db.connect(stack.replica) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+    created = httpx.post(f"{stack.url}/notes", json={"body": "applied late"},
+                         headers={"Idempotency-Key": str(uuid.uuid4())}, timeout=10)
+    assert created.status_code == 201, created.text
+    with stack.db.connect(stack.primary) as conn:
+        written = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0]
+    wait_until(lambda: replica_holds(stack, written), 10, "the replica received the note's WAL", interval_s=0.05)
+    stack.primary.kill()
+    app = stack.apps[0]
+    # The app knows the writer is gone once a write or its probe has failed on it.
+    wait_until(lambda: "no primary" in post_note(app.url)[0].text, 15, "the app's writer marked down")
+
+    started = time.monotonic()
+    while_paused = httpx.get(f"{app.url}/notes/{created.json()['id']}", timeout=10)
+    assert while_paused.status_code == 503 and "no primary" in while_paused.text, while_paused.text
+    assert time.monotonic() - started < notes.REPLAY_CATCH_UP_S + 1
+
+    def resume_replay() -> None:
+        with stack.db.connect(stack.replica) as conn:
+            conn.execute("SELECT pg_wal_replay_resume()")
+
+    resume = threading.Timer(0.3, resume_replay)
+    resume.start()
+    try:
+        once_applied = httpx.get(f"{app.url}/notes/{created.json()['id']}", timeout=10)
+    finally:
+        resume.join()
+    assert once_applied.status_code == 200, (once_applied.text, app.log_tail())
+    assert once_applied.headers["x-read-from"] == "reader"
+    assert once_applied.json()["body"] == "applied late"
