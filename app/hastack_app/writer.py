@@ -59,8 +59,8 @@ class WriterHealth(BackgroundTask):
         # refuse (db.connect_to_writer): one dial may take the connect timeout (libpq's
         # floor is 2 s), since a lost machine refuses nothing, it just never answers.
         self._reconnect_timeout_s = max(2.0, db.settings.db_connect_timeout_s) + WRITER_PROBE_TIMEOUT_S
-        # Set while a writer is known; writes waiting for one (WRITER_WAIT_S) wait on it.
         # The app starts after its migrations wrote to the primary.
+        self.writable = True
         self._found = asyncio.Event()
         self._found.set()
         self._probe_connection: AsyncConnection | None = None
@@ -73,18 +73,16 @@ class WriterHealth(BackgroundTask):
         for task in self._abandoned:
             task.cancel()
 
-    @property
-    def writable(self) -> bool:
-        return self._found.is_set()
-
     def mark_down(self, why: BaseException) -> None:
         if self.writable:
             log.warning("writer unavailable, answering writes 503 until it is back: %s", why)
+        self.writable = False
         self._found.clear()
 
     def _mark_up(self) -> None:
         if not self.writable:
             log.info("writer available again")
+        self.writable = True
         self._found.set()
 
     def require_known(self) -> None:
