@@ -332,7 +332,7 @@ def dcs_blip(stack: NodesStack) -> DcsBlipResult:
             for pid in etcd_pids:
                 os.kill(pid, signal.SIGCONT)
         # Patroni's view settles within a ttl after the DCS is back.
-        wait_until(lambda: len([a for a in writer.acknowledged_at.values() if a > time.monotonic() - 1]) > 10, 30,
+        wait_until(lambda: len([a for a in list(writer.acknowledged_at.values()) if a > time.monotonic() - 1]) > 10, 30,
                    "writes flowing after the blip", 0.1)
         time.sleep(stack.patroni_node(leader).settings.ttl_s)  # a demotion would show within one ttl
     finally:
