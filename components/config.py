@@ -777,7 +777,7 @@ class SwarmConfig(_Model):
     database_nodes: list[str] | None = None
     # Swarm's placement.max_replicas_per_node for the app service.
     max_replicas_per_node: int = Field(1, ge=1, le=30)
-    # The hastack Patroni image (components/docker/images/patroni), pushed where every node can pull it.
+    # The hastack Patroni image (components/docker/images/postgres, target patroni), pushed where every node can pull it.
     patroni_image: str | None = None
     # Overlay subnets: the app + LB network, and the encrypted database + etcd network.
     app_subnet: str = "10.231.0.0/24"

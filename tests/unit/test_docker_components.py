@@ -18,6 +18,7 @@ from components.docker.network import Network, NetworkArgs
 from components.docker.patroni import PatroniDatabase, PatroniDatabaseArgs
 from components.docker.storage import Storage, StorageArgs
 from components.secrets import StackSecrets, StackSecretsArgs
+from loopback.binaries import pinned_patroni_version
 from plan.engine import PROJECT_DIR, is_secret
 from plan.fakes import FAKE_SECRET_PREFIX, fake_image_id
 from tests.unit.mock_run import (
@@ -353,7 +354,7 @@ def test_patroni_connection_strings_list_every_member():
     return pulumi.Output.all(database.writer_url, database.reader_url).apply(check)
 
 
-def test_patroni_image_is_debian_patroni_on_the_pgbackrest_image_run_as_postgres():
+def test_patroni_image_is_the_pinned_patroni_on_the_pgbackrest_image_run_as_postgres():
     context = PROJECT_DIR / database.IMAGE_CONTEXT
     dockerfile = (context / "Dockerfile").read_text()
     lines = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.startswith("#")]
@@ -361,7 +362,12 @@ def test_patroni_image_is_debian_patroni_on_the_pgbackrest_image_run_as_postgres
     assert "FROM ${POSTGRES_IMAGE} AS postgres" in lines and "FROM postgres AS patroni" in lines
     patroni_stage = lines[lines.index("FROM postgres AS patroni"):]
     lines = patroni_stage
-    assert "apt-get install -y --no-install-recommends patroni=3.0.2-1 python3-etcd=0.4.5-4; \\" in lines
+    # The requirements the tests install (`make patroni`), hash-checked, and the version checked.
+    assert "COPY patroni-requirements.txt patroni-demote-once.patch /opt/hastack/" in lines
+    assert "-r /opt/hastack/patroni-requirements.txt; \\" in lines
+    assert "< /opt/hastack/patroni-demote-once.patch; \\" in lines
+    assert f'/opt/hastack/patroni/bin/patroni --version | grep -qx "patroni {pinned_patroni_version()}"' in lines
+    assert "ENV PATH=/opt/hastack/patroni/bin:$PATH" in lines
     assert "USER postgres" in lines
     assert f'HEALTHCHECK --interval=5s --timeout=3s --retries=3 --start-period=600s CMD ["{patroni.HEALTH_PROBE}"]' in lines
     assert f'CMD ["{patroni.CONFIG_FILE}"]' in lines
