@@ -190,7 +190,8 @@ def partition(stack: NodesStack) -> PartitionResult:
         stack.network.heal(isolated)
     isolated_acks = sorted(local.acknowledged_at.values())
     old_leader = stack.patroni_node(isolated)
-    wait_until(lambda: _streaming(stack, isolated), REJOIN_DEADLINE_S, f"{isolated} rejoined as a streaming replica", 0.2)
+    wait_until(lambda: _streaming(stack, isolated), REJOIN_DEADLINE_S, f"{isolated} rejoined as a streaming replica", 0.2,
+               explain=stack.patroni.explain)
     rejoined_role = stack.patroni.roles().get(old_leader.name, "")
     with stack.connect(majority) as primary:
         lsn = primary.execute("SELECT pg_current_wal_lsn()").fetchone()[0]

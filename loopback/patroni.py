@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -54,6 +55,10 @@ WRITES_FLOWING_S = 30
 FAILOVER_WAIT_S = 60
 # A switchover or reinit with --wait; patronictl itself gives up on a switchover after 30 s.
 PATRONICTL_TIMEOUT_S = 120
+# What PatroniCluster.explain shows of each member's log: the last lines that are not the
+# once-a-loop heartbeat or etcd client retries.
+EXPLAIN_LOG_LINES = 25
+_HEARTBEAT_LINE = re.compile(r"no action\. I am|Lock owner: |Retrying on http|Reconnection allowed|Failed to get list of machines")
 # Commits acknowledged before the crash, so the crash hits a cluster under load.
 WRITES_BEFORE_CRASH = 50
 
@@ -241,7 +246,22 @@ class PatroniCluster:
             roles = sorted(self.roles().values())
             return roles.count("leader") == 1 and "sync_standby" in roles
 
-        wait_until(ready, CLUSTER_READY_S, "a leader and a sync standby", interval_s=0.2)
+        wait_until(ready, CLUSTER_READY_S, "a leader and a sync standby", interval_s=0.2, explain=self.explain)
+
+    def explain(self) -> str:
+        """Each member's own view (GET /patroni) and the last lines of its log that are not
+        the steady-state heartbeat: what a failed drill prints."""
+        reports = []
+        for node in self.nodes:
+            try:
+                state = json.dumps({key: node.api("/patroni").get(key) for key in ("role", "state", "timeline", "xlog")})
+            except OSError as problem:
+                state = f"API unreachable: {problem}"
+            log = self.root / f"{node.name}.log"
+            lines = [line for line in log.read_text(errors="replace").splitlines() if not _HEARTBEAT_LINE.search(line)] \
+                if log.exists() else []
+            reports.append(f"{node.name}: {state}\n" + "\n".join(f"  {line}" for line in lines[-EXPLAIN_LOG_LINES:]))
+        return "\n".join(reports)
 
 
 @contextmanager

@@ -26,11 +26,13 @@ def wait_for_port(port: int, deadline_s: float = 30.0, host: str = "127.0.0.1") 
     raise TimeoutError(f"nothing listening on {host}:{port} after {deadline_s}s")
 
 
-def wait_until(condition: Callable[[], bool], deadline_s: float, what: str, interval_s: float = 0.02) -> float:
-    """Poll `condition` until it holds; return the seconds that took, or raise TimeoutError."""
+def wait_until(condition: Callable[[], bool], deadline_s: float, what: str, interval_s: float = 0.02,
+               explain: Callable[[], str] | None = None) -> float:
+    """Poll `condition` until it holds; return the seconds that took, or raise TimeoutError
+    (with what `explain` reports then, so a failed run in CI says why)."""
     start = time.monotonic()
     while not condition():
         if time.monotonic() - start > deadline_s:
-            raise TimeoutError(f"{what}: not true after {deadline_s}s")
+            raise TimeoutError(f"{what}: not true after {deadline_s}s" + (f"\n{explain()}" if explain else ""))
         time.sleep(interval_s)
     return time.monotonic() - start

@@ -115,7 +115,7 @@ def needs_writer(handler):
         try:
             request_id = request.headers.get(deliveries.REQUEST_ID_HEADER)
             if request_id and request.method not in SAFE_METHODS:
-                await deliveries.record(state.db, request_id, request.method, request.url.path)
+                await deliveries.record(state.db, state.writer_health, request_id, request.method, request.url.path)
             return await handler(request)
         except psycopg.OperationalError as problem:  # includes PoolTimeout
             state.writer_health.mark_down(problem)
@@ -236,7 +236,7 @@ async def create_note(request: Request) -> Response:
     if not isinstance(body, str):
         return error(400, "'body' must be a string")
     try:
-        result = await notes.create(runtime(request).db, body, key)
+        result = await notes.create(runtime(request).db, runtime(request).writer_health, body, key)
     except notes.IdempotencyConflict:
         return error(409, "Idempotency-Key was already used with a different body")
     return JSONResponse(result.note, status_code=201 if result.created else 200,

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from .db import Database
-from .writer import WriterHealth
+from .writer import WriterHealth, in_write_transaction
 
 log = logging.getLogger("hastack_app.notes")
 
@@ -34,8 +34,8 @@ class CreateResult:
     created: bool  # False: an earlier request with this key created it
 
 
-async def create(db: Database, body: str, idempotency_key: str | None) -> CreateResult:
-    async with db.writer.connection() as conn, conn.transaction():
+async def create(db: Database, writer: WriterHealth, body: str, idempotency_key: str | None) -> CreateResult:
+    async def insert(conn) -> CreateResult:
         cur = conn.cursor(row_factory=dict_row)
         # A concurrent insert with the same key blocks here until the other transaction
         # ends, then DO NOTHING returns no row and we read the winner's note below.
@@ -49,10 +49,12 @@ async def create(db: Database, body: str, idempotency_key: str | None) -> Create
                               (note["id"],))
             return CreateResult(note, created=True)
         await cur.execute(f"SELECT {_COLUMNS} FROM notes WHERE idempotency_key = %s", (idempotency_key,))
-        note = await cur.fetchone()
-    if note["body"] != body:
+        return CreateResult(await cur.fetchone(), created=False)
+
+    result = await in_write_transaction(db, writer, insert)
+    if result.note["body"] != body:
         raise IdempotencyConflict(idempotency_key)
-    return CreateResult(note, created=False)
+    return result
 
 
 async def _select(conn, note_id: str) -> dict[str, Any] | None:

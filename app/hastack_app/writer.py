@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
+import psycopg
 from psycopg import AsyncConnection
 
 from .background import BackgroundTask
@@ -161,3 +164,29 @@ class WriterHealth(BackgroundTask):
                 self.mark_down(problem)
                 await self._drop_probe_connection()
             await asyncio.sleep(WRITER_PROBE_S)
+
+
+Result = TypeVar("Result")
+
+
+async def in_write_transaction(db: Database, writer: WriterHealth, work: Callable[[AsyncConnection], Awaitable[Result]]) -> Result:
+    """`work(conn)` in one transaction on the writer. If the connection fails before the
+    COMMIT is sent (the primary shut down under it: a switchover, a restart), the
+    transaction was rolled back and nothing of it was written, so it runs once more on
+    the writer the probe finds within WRITER_WAIT_S. A failure of the COMMIT itself is
+    ambiguous (the commit may have happened) and is raised: that write is never run twice."""
+    retried = False
+    while True:
+        committing = False
+        try:
+            async with db.writer.connection() as conn, conn.transaction():
+                result = await work(conn)
+                committing = True  # leaving the block sends COMMIT
+            return result
+        except psycopg.OperationalError as problem:  # includes PoolTimeout
+            if committing or retried:
+                raise
+            retried = True
+            log.info("write transaction lost its connection before COMMIT, running it again: %s", problem)
+            writer.mark_down(problem)
+            await writer.require()

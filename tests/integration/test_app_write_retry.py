@@ -1,0 +1,92 @@
+"""A write whose connection dies before its COMMIT is run once more; one whose COMMIT
+fails is not (app/hastack_app/writer.py `in_write_transaction`).
+
+The primary shutting down under a transaction (a Patroni switchover) is played by
+pg_terminate_backend on the app's backend while a trigger holds it at a chosen point:
+in the middle of the transaction, or inside COMMIT (a deferred constraint trigger runs
+there). Each trigger waits on an advisory lock the test holds."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import psycopg
+import pytest
+
+from loopback.ports import wait_until
+
+pytestmark = pytest.mark.integration
+
+MID_TRANSACTION_LOCK, IN_COMMIT_LOCK = 7101, 7102
+DEADLINE_S = 15
+
+
+def hold_notifications_at(conn: psycopg.Connection, lock: int, *, in_commit: bool) -> None:
+    """Every insert into notifications waits for advisory lock `lock`: mid-transaction, or in COMMIT."""
+    conn.execute(f"""CREATE FUNCTION wait_for_test() RETURNS trigger LANGUAGE plpgsql AS $$
+                     BEGIN PERFORM pg_advisory_xact_lock({lock}); RETURN NEW; END $$""")
+    if in_commit:
+        conn.execute("""CREATE CONSTRAINT TRIGGER wait_for_test AFTER INSERT ON notifications
+                        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wait_for_test()""")
+    else:
+        conn.execute("CREATE TRIGGER wait_for_test BEFORE INSERT ON notifications FOR EACH ROW EXECUTE FUNCTION wait_for_test()")
+
+
+def waiting_backends(conn: psycopg.Connection) -> list[int]:
+    """The app writer backends blocked on the test's advisory lock."""
+    return [row[0] for row in conn.execute(
+        """SELECT pid FROM pg_stat_activity
+           WHERE application_name LIKE 'hastack:writer:%' AND wait_event_type = 'Lock' AND wait_event = 'advisory'""")]
+
+
+def post_in_background(url: str) -> tuple[threading.Thread, list[httpx.Response]]:
+    answers: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: answers.append(
+        httpx.post(f"{url}/notes", json={"body": "charge the card once"}, timeout=DEADLINE_S)), daemon=True)
+    thread.start()
+    return thread, answers
+
+
+def notes_with_the_body(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM notes WHERE body = 'charge the card once'").fetchone()[0]
+
+
+@pytest.fixture
+def app_and_test_connection(start_apps, fresh_database):
+    (app,) = start_apps(1, fresh_database, extra_env={"WRITER_WAIT_S": "3"})
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        yield app, conn
+
+
+def test_a_write_cut_off_before_commit_runs_again_and_is_stored_once(app_and_test_connection):
+    app, conn = app_and_test_connection
+    hold_notifications_at(conn, MID_TRANSACTION_LOCK, in_commit=False)
+    conn.execute("SELECT pg_advisory_lock(%s)", (MID_TRANSACTION_LOCK,))
+    thread, answers = post_in_background(app.url)
+    wait_until(lambda: len(waiting_backends(conn)) == 1, DEADLINE_S, "the write waiting mid-transaction", 0.05)
+    (first,) = waiting_backends(conn)
+    conn.execute("SELECT pg_terminate_backend(%s)", (first,))
+    # The app runs the transaction again, on a new connection, and waits at the same point.
+    wait_until(lambda: [pid for pid in waiting_backends(conn) if pid != first] != [], DEADLINE_S, "the write run again", 0.05)
+    conn.execute("SELECT pg_advisory_unlock(%s)", (MID_TRANSACTION_LOCK,))
+    thread.join(DEADLINE_S)
+    assert [answer.status_code for answer in answers] == [201]
+    assert notes_with_the_body(conn) == 1
+
+
+def test_a_write_cut_off_in_commit_is_not_run_again(app_and_test_connection):
+    app, conn = app_and_test_connection
+    hold_notifications_at(conn, IN_COMMIT_LOCK, in_commit=True)
+    conn.execute("SELECT pg_advisory_lock(%s)", (IN_COMMIT_LOCK,))
+    thread, answers = post_in_background(app.url)
+    wait_until(lambda: len(waiting_backends(conn)) == 1, DEADLINE_S, "the write waiting in COMMIT", 0.05)
+    (in_commit,) = waiting_backends(conn)
+    conn.execute("SELECT pg_terminate_backend(%s)", (in_commit,))
+    thread.join(DEADLINE_S)
+    conn.execute("SELECT pg_advisory_unlock(%s)", (IN_COMMIT_LOCK,))
+    # Whether a COMMIT that lost its connection happened cannot be known: the client gets the
+    # error to retry with its own key, and the app never ran the write a second time.
+    assert [answer.status_code for answer in answers] == [503]
+    assert notes_with_the_body(conn) == 0
+    assert waiting_backends(conn) == []
