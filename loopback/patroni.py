@@ -58,7 +58,7 @@ PATRONICTL_TIMEOUT_S = 120
 # What PatroniCluster.explain shows of each member's log: the last lines that are not the
 # once-a-loop heartbeat or etcd client retries.
 EXPLAIN_LOG_LINES = 25
-_HEARTBEAT_LINE = re.compile(r"no action\. I am|Lock owner: |Retrying on http|Reconnection allowed|Failed to get list of machines")
+_HEARTBEAT_LINE = re.compile(r"no action\. I am|Watchdog not supported|Lock owner: |Retrying on http|Reconnection allowed|Failed to get list of machines")
 # Commits acknowledged before the crash, so the crash hits a cluster under load.
 WRITES_BEFORE_CRASH = 50
 

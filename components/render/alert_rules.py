@@ -7,7 +7,7 @@ the pinned exporters, checked against the real binaries (docs/monitoring.md):
 - postgres_exporter 0.11.1 built-ins (`pg_stat_replication_*`, `pg_replication_slots_*`,
   `pg_stat_archiver_*`) and hastack's custom queries (`hastack_pg_*`, postgres_exporter.py);
 - HAProxy's own exporter (`haproxy_server_status{proxy, server, state}`);
-- Patroni's REST `/metrics` (`patroni_primary`, exported by 3.0.2 beside `patroni_master`,
+- Patroni's REST `/metrics` (`patroni_primary`, exported by 3.0 beside `patroni_master`,
   and the only one of the two Patroni 4 keeps);
 - node_exporter's filesystem collector, for the data volumes;
 - node_exporter's textfile collector serving the backup job's report (render/backup_report.py)

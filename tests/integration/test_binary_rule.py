@@ -40,7 +40,7 @@ def test_patroni_is_only_taken_from_the_pinned_venv(monkeypatch, tmp_path):
 
     monkeypatch.setattr(binaries, "PATRONI_BIN_DIR", tmp_path)
     monkeypatch.setattr(binaries.shutil, "which", lambda *args, **kwargs: "/usr/bin/patroni")
-    with pytest.raises(MissingBinary, match=r"patroni 3\.0\.2 is not installed in .*; run, as root: make patroni"):
+    with pytest.raises(MissingBinary, match=r"patroni 3\.0\.\d+ is not installed in .*; run, as root: make patroni"):
         find("patroni")
 
 
@@ -51,6 +51,7 @@ def test_the_patroni_the_tests_run_is_the_version_the_image_pins():
         printed = subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
         assert printed[-1] == pinned, (command, printed)
     # patroni-demote-once.patch is applied: an offline demotion never runs in the AsyncExecutor.
-    ha = subprocess.run([str(Path(find("patroni")).parent / "python"), "-c", "import inspect, patroni.ha; print(inspect.getsource(patroni.ha))"],
+    ha = subprocess.run([str(Path(find("patroni")).parent / "python"), "-c",
+                         "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('patroni.ha').origin).read_text())"],
                         capture_output=True, text=True, check=True).stdout
     assert "try_run_async(msg, self.demote, ('offline',))" not in ha and "AsyncExecutor is busy, demoting" not in ha

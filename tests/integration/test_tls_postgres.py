@@ -1,6 +1,6 @@
 """TLS on every database hop: Debian's real PostgreSQL 15 run from the rendered flags and
 pg_hba (ssl=on, hostssl-only) with a CA and server certificate made by the real openssl;
-and Patroni 3.0.2 members from the rendered patroni.yml."""
+and Patroni members from the rendered patroni.yml."""
 
 from __future__ import annotations
 
