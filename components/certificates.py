@@ -3,7 +3,8 @@
 One CA per stack (pulumi-tls, kept in the stack state like the generated passwords):
 - the self-hosted PostgreSQL nodes get one server certificate whose SANs are every node
   alias, and the app verifies it (`sslmode=verify-full`) against this CA;
-- HAProxy gets one when `loadBalancer.tls` has no certificate of its own (dev);
+- HAProxy (docker, swarm) gets one when `loadBalancer.tls` has no certificate of its own
+  (`edge_certificate`: dev, onprem);
 - the nodes' pgBackRest TLS servers get one, and the pgBackRest clients a client
   certificate (`issue_client`), for backups from a standby.
 
@@ -22,11 +23,14 @@ Keys are ECDSA P-256: pulumi-tls defaults `ecdsaCurve` to P224, which TLS client
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_tls as tls
+
+from components.config import LoadBalancerTlsConfig
 
 KEY_ALGORITHM = "ECDSA"
 ECDSA_CURVE = "P256"
@@ -43,6 +47,11 @@ class ServerCertificate:
     certificate_pem: pulumi.Output[str]
     # Secret.
     private_key_pem: pulumi.Output[str]
+
+    def pem_bundle(self) -> pulumi.Output[str]:
+        """The certificate followed by its key in one PEM (HAProxy's `crt`); secret, like the key.
+        The newline keeps the key's header on a line of its own whatever the certificate ends with."""
+        return pulumi.Output.secret(pulumi.Output.concat(self.certificate_pem, "\n", self.private_key_pem))
 
 
 def _private_key(name: str, parent: pulumi.Resource) -> tls.PrivateKey:
@@ -72,9 +81,10 @@ class StackCertificateAuthority(pulumi.ComponentResource):
 
     def issue(self, name: str, *, dns_names: Sequence[str], ip_addresses: Sequence[str] = (),
               parent: pulumi.Resource) -> ServerCertificate:
-        """A server certificate for `dns_names` (the first is its common name), its
-        resources children of `parent` (the component that serves it)."""
-        return self._sign(name, dns_names[0], dns_names, ip_addresses, "server_auth", parent)
+        """A server certificate for `dns_names` and `ip_addresses` (the first DNS name, else
+        the first address, is its common name), its resources children of `parent` (the
+        component that serves it)."""
+        return self._sign(name, [*dns_names, *ip_addresses][0], dns_names, ip_addresses, "server_auth", parent)
 
     def issue_client(self, name: str, *, common_name: str, parent: pulumi.Resource) -> ServerCertificate:
         """A client certificate with `common_name`, for servers that authorize clients by
@@ -104,3 +114,29 @@ class StackCertificateAuthority(pulumi.ComponentResource):
         )
         return ServerCertificate(certificate_pem=certificate.cert_pem,
                                  private_key_pem=pulumi.Output.secret(key.private_key_pem))
+
+
+def edge_certificate(tls_config: LoadBalancerTlsConfig, addresses: Sequence[str], ca: StackCertificateAuthority,
+                     parent: pulumi.Resource) -> ServerCertificate | None:
+    """What HAProxy serves HTTPS with (None without TLS): the configured certificate (secret
+    config), else one from the stack CA naming `addresses`, the hosts clients reach the
+    load balancer at (host names become DNS names, IP literals IP addresses, in order)."""
+    if not tls_config.enabled:
+        return None
+    if tls_config.certificate is not None and tls_config.key is not None:
+        return ServerCertificate(
+            certificate_pem=pulumi.Output.secret(tls_config.certificate.get_secret_value()),
+            private_key_pem=pulumi.Output.secret(tls_config.key.get_secret_value()),
+        )
+    unique = list(dict.fromkeys(addresses))
+    ip_addresses = [address for address in unique if _is_ip(address)]
+    dns_names = [address for address in unique if address not in ip_addresses]
+    return ca.issue("lb-server", dns_names=dns_names, ip_addresses=ip_addresses, parent=parent)
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True

@@ -396,10 +396,10 @@ SECRET_CONFIG_PATHS = (
 
 
 class LoadBalancerTlsConfig(_Model):
-    """Docker: HAProxy terminates HTTPS; plain HTTP on `loadBalancer.port` redirects to it."""
+    """Docker and Swarm: HAProxy terminates HTTPS; plain HTTP on `loadBalancer.port` redirects to it."""
 
     enabled: bool = True
-    # Published HTTPS port on the host.
+    # Published HTTPS port on the host (Swarm: on every node).
     port: Port = 8443
     # PEM certificate (leaf first, then any chain) and its private key, both Pulumi
     # secrets. Unset: a certificate from the stack's own CA (output caCertificate).
@@ -479,7 +479,7 @@ class LoadBalancerConfig(_Model):
     # Azure only: the version-less Key Vault secret id of the site's PFX certificate.
     # Required on the prod stack; unset elsewhere, hastack makes a vault and a self-signed one.
     certificate_secret_id: str | None = None
-    # Docker only: HTTPS termination in HAProxy.
+    # Docker and Swarm: HTTPS termination in HAProxy.
     tls: LoadBalancerTlsConfig = Field(default_factory=LoadBalancerTlsConfig)
 
     @model_validator(mode="after")
@@ -1056,11 +1056,6 @@ class StackConfig(_Model):
             )
         if self.storage.driver == "local":
             raise ValueError("storage.driver 'local' is a different volume on every node; a swarm stack needs nfs (storage.nfs) or plugin (storage.plugin)")
-        if self.load_balancer.tls.enabled:
-            raise ValueError(
-                "loadBalancer.tls is not available on platform 'swarm' yet (its HAProxy serves plain HTTP); "
-                "set loadBalancer.tls.enabled: false and terminate HTTPS in front of the nodes"
-            )
         repo = self.backups.repository
         if self.backups.enabled and repo.type == "volume" and repo.volume.driver == "local":
             raise ValueError(
@@ -1134,11 +1129,11 @@ class StackConfig(_Model):
 
     @model_validator(mode="after")
     def _tls_rules(self, info: ValidationInfo) -> StackConfig:
-        """HTTPS at the edge: HAProxy's keys on Docker only, and a real certificate in prod."""
+        """HTTPS at the edge: HAProxy's keys on Docker and Swarm only, and a real certificate in prod."""
         tls = self.load_balancer.tls
         if self.platform == "azure":
             if "tls" in self.load_balancer.model_fields_set:
-                raise ValueError("loadBalancer.tls is Docker-only (HAProxy); on Azure set loadBalancer.certificateSecretId")
+                raise ValueError("loadBalancer.tls is for HAProxy (docker, swarm); on Azure set loadBalancer.certificateSecretId")
             return self
         if (info.context or {}).get("stack") == "prod" and tls.enabled and tls.certificate is None:
             raise ValueError(

@@ -12,8 +12,8 @@ import pulumi_docker as docker
 from components.certificates import ServerCertificate
 from components.config import HAPROXY_IMAGE, LoadBalancerConfig
 from components.docker.common import network_attachment, pulled_image
-from components.load_balancer_settings import checks_and_retries
-from components.render.haproxy import Backend, HaproxySettings, TlsTermination, render_haproxy_cfg
+from components.load_balancer_settings import HAPROXY_UID, checks_and_retries, tls_termination
+from components.render.haproxy import Backend, HaproxySettings, render_haproxy_cfg
 
 # Where the official image's default command reads its config.
 CONFIG_FILE = "/usr/local/etc/haproxy/haproxy.cfg"
@@ -22,11 +22,9 @@ CONFIG_FILE = "/usr/local/etc/haproxy/haproxy.cfg"
 LISTEN_PORT = 8080
 STATS_PORT = 8404
 TLS_LISTEN_PORT = 8443
-# Certificate and key in one PEM (HAProxy's `crt`). Owned by the image's `haproxy` user
-# (uid/gid 99, https://github.com/docker-library/haproxy/blob/master/3.0/Dockerfile),
-# which HAProxy runs as from the start, so it can read a file no one else can.
+# Certificate and key in one PEM (HAProxy's `crt`), owned by the image's `haproxy` user
+# (HAPROXY_UID), so HAProxy can read a file no one else can.
 CERTIFICATE_FILE = "/usr/local/etc/haproxy/certs/site.pem"
-HAPROXY_UID = "99"
 # Docker's embedded DNS: re-resolves an alias when its container is replaced.
 DOCKER_DNS = "127.0.0.11:53"
 # Lets in-flight requests finish (haproxy's hard-stop-after is 30 s).
@@ -51,15 +49,13 @@ class LoadBalancerArgs:
 
 
 def haproxy_settings(args: LoadBalancerArgs) -> HaproxySettings:
-    tls = args.config.tls
     return HaproxySettings(
         frontend_port=LISTEN_PORT,
         stats_port=STATS_PORT,
         backends=tuple(Backend(name=alias, address=alias, port=args.backend_port) for alias in args.backend_aliases),
         resolver=DOCKER_DNS,
         **checks_and_retries(args.config, args.health_path, args.read_health_path),
-        tls=TlsTermination(port=TLS_LISTEN_PORT, certificate_file=CERTIFICATE_FILE, public_port=tls.port,
-                           hsts_max_age_s=tls.hsts_max_age_seconds) if tls.enabled else None,
+        tls=tls_termination(args.config, TLS_LISTEN_PORT, CERTIFICATE_FILE),
     )
 
 
@@ -67,8 +63,7 @@ def certificate_upload(certificate: ServerCertificate) -> docker.ContainerUpload
     """The certificate and its key as one file only HAProxy's user can read; secret, like the key."""
     return docker.ContainerUploadArgs(
         file=CERTIFICATE_FILE,
-        # The newline keeps the key's header on a line of its own whatever the certificate ends with.
-        content=pulumi.Output.secret(pulumi.Output.concat(certificate.certificate_pem, "\n", certificate.private_key_pem)),
+        content=certificate.pem_bundle(),
         owner=HAPROXY_UID,
         group=HAPROXY_UID,
         permissions="0600",

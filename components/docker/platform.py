@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,8 +9,8 @@ import pulumi
 import pulumi_docker as docker
 
 from components.backups import Backups, BackupsArgs, repository_location
-from components.certificates import ServerCertificate, StackCertificateAuthority
-from components.config import LoadBalancerTlsConfig, StackConfig
+from components.certificates import StackCertificateAuthority, edge_certificate
+from components.config import StackConfig
 from components.docker.app import App, AppArgs
 from components.docker.backups import BackupRepository, BackupRepositoryArgs, ClusterBackups
 from components.docker.common import PostgresCluster, database_ca_upload
@@ -41,31 +40,6 @@ def published_host(host: str | None) -> str:
     if host is None or host.startswith(("unix://", "npipe://")):
         return "localhost"
     return urlsplit(host).hostname or "localhost"
-
-
-def edge_certificate(
-    tls: LoadBalancerTlsConfig, address: str, ca: StackCertificateAuthority, parent: pulumi.Resource
-) -> ServerCertificate | None:
-    """What HAProxy serves HTTPS with: the configured certificate (secret config), else one
-    from the stack CA for the address the stack is reached at (dev)."""
-    if not tls.enabled:
-        return None
-    if tls.certificate is not None and tls.key is not None:
-        return ServerCertificate(
-            certificate_pem=pulumi.Output.secret(tls.certificate.get_secret_value()),
-            private_key_pem=pulumi.Output.secret(tls.key.get_secret_value()),
-        )
-    dns_names = list(dict.fromkeys([address, "localhost"])) if not _is_ip(address) else ["localhost"]
-    ip_addresses = list(dict.fromkeys(["127.0.0.1", *([address] if _is_ip(address) else [])]))
-    return ca.issue("lb-server", dns_names=dns_names, ip_addresses=ip_addresses, parent=parent)
-
-
-def _is_ip(address: str) -> bool:
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return True
 
 
 def self_hosted_database(
@@ -165,7 +139,8 @@ def build_docker_stack(config: StackConfig) -> dict[str, Any]:
             health_path=config.health_check_path,
             read_health_path=config.app.read_health_path,
             depends_on=[app],
-            certificate=edge_certificate(config.load_balancer.tls, address, ca, ca),
+            # Where the stack is reached, and this machine's own names for a local engine.
+            certificate=edge_certificate(config.load_balancer.tls, ["127.0.0.1", address, "localhost"], ca, ca),
         ),
         engine,
     )

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from components.certificates import StackCertificateAuthority
+from components.certificates import StackCertificateAuthority, edge_certificate
 from components.config import StackConfig
 from components.postgres_nodes import data_layout
 from components.secrets import StackSecrets, StackSecretsArgs
@@ -96,12 +96,16 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
             health_path=config.health_check_path,
             read_health_path=config.app.read_health_path,
             depends_on=[app],
+            # Clients enter at any node, by its name (`urls`).
+            certificate=edge_certificate(config.load_balancer.tls, swarm.nodes, ca, ca),
         ),
         manager,
     )
     outputs = {
-        # A client may enter at any node: each runs an HAProxy on its own address.
-        "urls": [f"http://{node}:{load_balancer.port}" for node in swarm.nodes],
+        # A client may enter at any node: each runs an HAProxy on its own address. With TLS,
+        # plain HTTP on `port` only redirects to these.
+        "urls": [f"https://{node}:{load_balancer.tls_port}" if load_balancer.tls_port else f"http://{node}:{load_balancer.port}"
+                 for node in swarm.nodes],
         "statsUrls": [f"http://{node}:{load_balancer.stats_port}/stats" for node in swarm.nodes],
         "services": {
             "app": app.service_name,
@@ -110,7 +114,8 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
             "etcd": etcd.service_names,
         },
         "dbMembers": database.members,
-        # What the database's certificate is signed by: trust it to verify them. Public.
+        # What the database's (and, without a configured certificate, HAProxy's) certificate
+        # is signed by: trust it to verify them. Public.
         "caCertificate": ca.certificate_pem,
         "databaseUrl": database.writer_url,
         "databaseReadUrl": database.reader_url,

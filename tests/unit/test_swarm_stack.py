@@ -17,7 +17,8 @@ from components.config import ETCD_IMAGE, HAPROXY_IMAGE
 from components.swarm.common import swarm_secret
 from loopback import nodes
 from plan.engine import PROJECT_DIR, ProgramError, is_secret, run_program, stack_file_config
-from plan.fakes import FAKE_SECRET_PREFIX, fake_repo_digest
+from plan.fakes import FAKE_SECRET_PREFIX, fake_pem, fake_repo_digest
+from tests.unit.mock_run import CONFIGURED_TLS, CONFIGURED_TLS_SECRET_KEYS
 
 SERVICE = "docker:index/service:Service"
 SERVICE_CONFIG = "docker:index/serviceConfig:ServiceConfig"
@@ -41,8 +42,8 @@ def onprem_config(**changes) -> dict[str, str]:
         return stack_file_config(path)
 
 
-def run_onprem(**changes):
-    return run_program(onprem_config(**changes), "onprem")
+def run_onprem(secret_keys=(), **changes):
+    return run_program(onprem_config(**changes), "onprem", secret_keys=list(secret_keys))
 
 
 @pytest.fixture(scope="module")
@@ -179,9 +180,62 @@ def test_lb_is_global_with_host_mode_ports_and_stop_first(onprem):
     assert lb.inputs["endpointSpec"]["ports"] == [
         {"targetPort": 8080, "publishedPort": 8080, "publishMode": "host"},
         {"targetPort": 8404, "publishedPort": 8404, "publishMode": "host"},
+        # HTTPS (loadBalancer.tls, on in onprem), bound on each node like the others.
+        {"targetPort": 8443, "publishedPort": 8443, "publishMode": "host"},
     ]
     assert lb.inputs["updateConfig"]["order"] == "stop-first"
     assert lb.inputs["rollbackConfig"]["order"] == "stop-first"
+
+
+def lb_certificate_secret(run):
+    """The LB's certificate + key mount and the Swarm secret it names."""
+    (mount,) = spec(service(run, "lb-service"))["secrets"]
+    secret = next(r for r in run.of_type(SECRET) if f"{r.name}-id" == mount["secretId"])
+    return mount, secret
+
+
+def test_lb_serves_https_with_the_stack_ca_certificate_as_a_secret_only_haproxy_reads(onprem):
+    mount, secret = lb_certificate_secret(onprem)
+    # /run/secrets/site.pem, owned by the image's haproxy user (uid 99), which HAProxy runs as.
+    assert (mount["fileName"], mount["fileUid"], mount["fileMode"]) == ("site.pem", "99", 0o400)
+    assert secret.name == "lb-certificate" and "name" not in secret.inputs, "auto-named: a renewal is a new secret"
+    assert is_secret(secret.wire_inputs["data"])
+    bundle = base64.b64decode(secret.inputs["data"]).decode()
+    # The stack CA's certificate for the edge, then its key.
+    assert bundle.startswith(fake_pem("CERTIFICATE", "lb-server-cert") + "\n-----BEGIN ")
+    assert bundle.rstrip().endswith("PRIVATE KEY-----")
+    # The certificate names every node a client may enter at.
+    request = next(r for r in onprem.resources if r.type == "tls:index/certRequest:CertRequest" and r.name == "lb-server-request")
+    assert (request.inputs["dnsNames"], request.inputs.get("ipAddresses", [])) == (NODES, [])
+    assert request.inputs["subject"]["commonName"] == "swarm-1"
+    assert FAKE_SECRET_PREFIX not in json.dumps(service(onprem, "lb-service").inputs), "no key in the service spec"
+
+
+def test_lb_config_binds_tls_redirects_http_and_sends_hsts(onprem):
+    cfg = mounted_config(onprem, service(onprem, "lb-service"), "/usr/local/etc/haproxy/haproxy.cfg")
+    assert "    bind *:8443 ssl crt /run/secrets/site.pem alpn h2,http/1.1 ssl-min-ver TLSv1.2\n" in cfg
+    # Plain HTTP goes to the published HTTPS port, not the container's.
+    assert "http-request redirect location https://%[var(txn.host_only)]:8443%[pathq] code 308 unless { ssl_fc }" in cfg
+    assert 'set-header Strict-Transport-Security "max-age=31536000" if { ssl_fc }' in cfg
+
+
+def test_a_configured_certificate_reaches_the_lb_only_as_its_secret():
+    run = run_onprem(secret_keys=CONFIGURED_TLS_SECRET_KEYS, loadBalancer={"tls": CONFIGURED_TLS})
+    _, secret = lb_certificate_secret(run)
+    assert base64.b64decode(secret.inputs["data"]).decode() == CONFIGURED_TLS["certificate"] + "\n" + CONFIGURED_TLS["key"]
+    assert is_secret(secret.wire_inputs["data"])
+    assert "lb-server-cert" not in {r.name for r in run.resources}, "no stack-CA certificate for the edge then"
+    assert run.outputs["urls"] == [f"https://{node}:8443" for node in NODES]
+
+
+def test_without_tls_the_lb_serves_plain_http_and_mounts_no_certificate():
+    run = run_onprem(loadBalancer={"tls": {"enabled": False}})
+    lb = service(run, "lb-service")
+    assert [p["targetPort"] for p in lb.inputs["endpointSpec"]["ports"]] == [8080, 8404]
+    assert "secrets" not in spec(lb)
+    assert " ssl " not in mounted_config(run, lb, "/usr/local/etc/haproxy/haproxy.cfg")
+    assert "lb-server-cert" not in {r.name for r in run.resources}
+    assert run.outputs["urls"] == [f"http://{node}:8080" for node in NODES]
 
 
 def test_lb_config_discovers_the_app_tasks_through_docker_dns(onprem):
@@ -319,7 +373,7 @@ def test_chosen_member_nodes_and_unprotected_variant():
     assert not service(run, "db-0").protect
     document = yaml.safe_load(mounted_config(run, service(run, "db-0"), "/etc/patroni/patroni.yml"))
     assert document["bootstrap"]["dcs"]["synchronous_mode"] is False
-    assert run.outputs["urls"] == ["http://a:8080", "http://b:8080", "http://c:8080", "http://d:8080"]
+    assert run.outputs["urls"] == ["https://a:8443", "https://b:8443", "https://c:8443", "https://d:8443"]
 
 
 # ---------------------------------------------------------------- outputs
@@ -327,7 +381,8 @@ def test_chosen_member_nodes_and_unprotected_variant():
 
 def test_outputs_entry_urls_services_members_and_secret_urls(onprem):
     outputs = onprem.outputs
-    assert outputs["urls"] == [f"http://{node}:8080" for node in NODES]
+    assert outputs["urls"] == [f"https://{node}:8443" for node in NODES]
+    assert outputs["statsUrls"] == [f"http://{node}:8404/stats" for node in NODES]
     assert outputs["services"] == {
         "app": "hastack-onprem-app", "lb": "hastack-onprem-lb",
         "db": [f"hastack-onprem-db-{i}" for i in range(3)], "etcd": [f"hastack-onprem-etcd-{i}" for i in range(3)],
@@ -368,7 +423,7 @@ SWARM_ERRORS = [
     ("no-patroni-image", {"swarm": {"patroniImage": None}}, "hastack: platform 'swarm' needs app.image and swarm.patroniImage"),
     ("patroni-image-latest", {"swarm": {"patroniImage": "registry.internal:5000/hastack-patroni:latest"}}, "hastack:swarm.patroniImage: image tag 'latest' is not pinned"),
     ("plugin-without-settings", {"storage": {"driver": "plugin", "nfs": None}}, "hastack:storage: driver 'plugin' needs plugin: {name, options}"),
-    ("edge-tls", {"loadBalancer": {"tls": {"enabled": True}}}, "hastack: loadBalancer.tls is not available on platform 'swarm' yet"),
+    ("tls-port-clash", {"loadBalancer": {"tls": {"port": 8404}}}, "hastack:loadBalancer: tls.port must differ from port and statsPort"),
     ("local-backup-repository", {"backups": {"repository": {"type": "volume"}}},
      "hastack: backups.repository.volume.driver 'local' keeps the backups on the disk of whichever node"),
     ("backup-plugin-without-settings", {"backups": {"repository": {"volume": {"driver": "plugin"}}}},
@@ -400,4 +455,12 @@ def test_plugin_storage_is_swarm_only():
     with pytest.raises(ProgramError) as caught:
         run_program(raw, "dev")
     assert "storage.driver 'plugin' applies to platform 'swarm' only" in str(caught.value)
+    assert caught.value.run.resources == []
+
+
+def test_a_swarm_stack_named_prod_needs_a_real_certificate():
+    with pytest.raises(ProgramError) as caught:
+        run_program(onprem_config(), "prod")
+    problems = str(caught.value).splitlines()[1:]
+    assert problems == [problems[0]] and problems[0].startswith("hastack: a prod stack needs a real certificate"), problems
     assert caught.value.run.resources == []

@@ -37,7 +37,7 @@ MALFORMED = [
      "hastack: a prod stack needs a real certificate: set loadBalancer.tls.certificate and loadBalancer.tls.key"),
     ("tls-on-azure", {**stack_file_config(PROJECT_DIR / "Pulumi.staging.yaml"),
                       "hastack:loadBalancer": json.dumps({"port": 80, "tls": {"enabled": True}})}, "staging", [],
-     "hastack: loadBalancer.tls is Docker-only (HAProxy); on Azure set loadBalancer.certificateSecretId"),
+     "hastack: loadBalancer.tls is for HAProxy (docker, swarm); on Azure set loadBalancer.certificateSecretId"),
 ]
 
 
