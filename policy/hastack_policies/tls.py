@@ -1,5 +1,6 @@
-"""TLS in transit on Docker: HAProxy serves the app over HTTPS, and PostgreSQL takes TCP
-connections over TLS only. (Azure's side: lb-https-only and db-secure-transport.)"""
+"""TLS in transit on Docker and at the Swarm edge: HAProxy serves the app over HTTPS, and
+PostgreSQL takes TCP connections over TLS only. (Azure's side: lb-https-only and
+db-secure-transport.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ import yaml
 from pulumi_policy import EnforcementLevel
 
 from .base import HastackResourcePolicy
-from .resources import DOCKER_CONTAINER, is_database_container, is_load_balancer_container, known_items, uploaded_files
+from .resources import (
+    DOCKER_CONTAINER,
+    DOCKER_SERVICE_CONFIG,
+    SWARM_LOAD_BALANCER_COMPONENT,
+    is_database_container,
+    is_load_balancer_container,
+    known_items,
+    owning_component,
+    swarm_config_text,
+    uploaded_files,
+)
 
 _MIN_VERSION = re.compile(r"\bssl-min-ver\s+TLSv1\.[23]\b")
 _APP_ROUTING = re.compile(r"^\s*(default_backend|use_backend)\s", re.MULTILINE)
@@ -87,11 +98,19 @@ def _postgres_problems(props) -> list[str]:
     return problems
 
 
+_HAPROXY_FIX = "Fix: set hastack:loadBalancer.tls.enabled to true (HAProxy then binds ssl with TLS 1.2+, redirects HTTP and sends HSTS)."
+
+
 def _check_tls_in_transit(args, report, settings):
-    if is_load_balancer_container(args.urn):
+    if args.resource_type == DOCKER_SERVICE_CONFIG:
+        # The Swarm LB's one config is its haproxy.cfg (its certificate is a secret).
+        if owning_component(args.urn) != SWARM_LOAD_BALANCER_COMPONENT:
+            args.not_applicable("not the Swarm load balancer's haproxy.cfg")
+        problems, fix = _haproxy_problems(swarm_config_text(args.props)), _HAPROXY_FIX
+    elif is_load_balancer_container(args.urn):
         configs = [text for path, text in uploaded_files(args.props).items() if path.endswith("haproxy.cfg")]
         problems = [p for cfg in configs for p in _haproxy_problems(cfg)]
-        fix = "Fix: set hastack:loadBalancer.tls.enabled to true (HAProxy then binds ssl with TLS 1.2+, redirects HTTP and sends HSTS)."
+        fix = _HAPROXY_FIX
     elif is_database_container(args.urn):
         problems = _postgres_problems(args.props)
         fix = "Fix: render the node with the stack's ServerTls (ssl=on, hostssl-only pg_hba), as components/docker/database.py does."
@@ -103,8 +122,8 @@ def _check_tls_in_transit(args, report, settings):
 
 tls_in_transit = HastackResourcePolicy(
     "tls-in-transit",
-    "Docker: HAProxy serves the app over HTTPS (TLS 1.2+, HTTP redirected, HSTS) and every PostgreSQL node takes TCP connections over TLS only (ssl on, hostssl-only pg_hba).",
-    applies_to=[DOCKER_CONTAINER],
+    "HAProxy serves the app over HTTPS (TLS 1.2+, HTTP redirected, HSTS): the Docker container and the Swarm LB's config. Docker: every PostgreSQL node takes TCP connections over TLS only (ssl on, hostssl-only pg_hba).",
+    applies_to=[DOCKER_CONTAINER, DOCKER_SERVICE_CONFIG],
     check=_check_tls_in_transit,
     enforcement_level=EnforcementLevel.MANDATORY,
 )

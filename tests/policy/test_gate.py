@@ -142,6 +142,7 @@ BREAKS = [
     ("onprem", "no-plaintext-secret-env", "app.env", {"LOG_LEVEL": "info", "DB_PASSWORD": "hunter2"}),
     ("onprem", "stateful-resources-protected", "protect", False),
     ("onprem", "db-backups", "backups.enabled", False),
+    ("onprem", "tls-in-transit", "loadBalancer.tls.enabled", False),
 ]
 
 

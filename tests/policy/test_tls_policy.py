@@ -8,16 +8,20 @@ import dataclasses
 import pytest
 import yaml
 from policy_harness import NOT_APPLICABLE, Res, check_resource
-from test_policy_rules import app_container, etcd_member
+from test_policy_rules import app_container, etcd_member, swarm_lb_config
 
+from components.config import LoadBalancerConfig, LoadBalancerTlsConfig
 from components.render.haproxy import Backend, HaproxySettings, TlsTermination, render_haproxy_cfg
 from components.render.patroni import PatroniSettings, render_patroni_yml
 from components.render.postgres import PrimarySettings, ServerTls, primary_server_flags, render_pg_hba
+from components.swarm.load_balancer import LoadBalancerArgs, haproxy_settings
 from policy.hastack_policies.resources import (
     DOCKER_CONTAINER,
     DOCKER_DATABASE_COMPONENT,
     DOCKER_LOAD_BALANCER_COMPONENT,
     DOCKER_PATRONI_DATABASE_COMPONENT,
+    DOCKER_SERVICE_CONFIG,
+    SWARM_PATRONI_DATABASE_COMPONENT,
 )
 
 POLICY = "tls-in-transit"
@@ -31,6 +35,13 @@ DATABASE = PrimarySettings(replica_slots=("replica_0",), max_slot_wal_keep_size_
 PATRONI = PatroniSettings(scope="db", node_name="db-0", etcd_hosts=("etcd-0:2379",), restapi_listen="0.0.0.0:8008",
                           restapi_connect_address="db-0:8008", postgres_listen="0.0.0.0:5432",
                           postgres_connect_address="db-0:5432", data_dir="/var/lib/postgresql/patroni", database=DATABASE)
+
+
+def swarm_haproxy_cfg(tls: bool) -> str:
+    """The Swarm LB service's haproxy.cfg as components/swarm/load_balancer.py renders it."""
+    config = LoadBalancerConfig(tls=LoadBalancerTlsConfig(enabled=tls))
+    return render_haproxy_cfg(haproxy_settings(LoadBalancerArgs(
+        config=config, networks=(), app_service="hastack-onprem-app", app_port=8000, app_replicas=3, health_path="/readyz")))
 
 
 def haproxy(cfg: str) -> Res:
@@ -67,6 +78,10 @@ CASES = [
      ["instead of redirecting"]),
     ("no hsts", haproxy(SHIPPED_CFG.replace("Strict-Transport-Security", "X-Nothing")), ["Strict-Transport-Security"]),
     ("no app frontend", haproxy("global\n    log stdout format raw local0\n"), ["no frontend that routes to the app"]),
+    ("swarm lb config with tls", swarm_lb_config(swarm_haproxy_cfg(tls=True)), []),
+    ("swarm lb config without tls", swarm_lb_config(swarm_haproxy_cfg(tls=False)), ["plain HTTP only"]),
+    ("swarm lb config, http not redirected", swarm_lb_config(
+        "\n".join(line for line in swarm_haproxy_cfg(tls=True).splitlines() if "redirect" not in line)), ["instead of redirecting"]),
     ("postgres as rendered", postgres_node(SHIPPED_HBA, SHIPPED_FLAGS), []),
     ("pg_hba host line", postgres_node(SHIPPED_HBA.replace("hostssl replication", "host replication"), SHIPPED_FLAGS),
      ["pg_hba.conf admits connections without TLS: 'host replication"]),
@@ -92,3 +107,6 @@ def test_tls_in_transit(resource, expected):
 def test_tls_in_transit_judges_only_the_load_balancer_and_postgres_nodes():
     assert check_resource(POLICY, app_container()) == NOT_APPLICABLE
     assert check_resource(POLICY, etcd_member()) == NOT_APPLICABLE
+    # On Swarm only the LB's config: a Patroni member's configs are not haproxy.cfg.
+    patroni_config = Res(DOCKER_SERVICE_CONFIG, {"data": ""}, name="db-0-patroni", component=SWARM_PATRONI_DATABASE_COMPONENT)
+    assert check_resource(POLICY, patroni_config) == NOT_APPLICABLE
