@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psycopg
 
-from components.config import HealthCheckConfig, LoadBalancerConfig
+from components.config import HealthCheckConfig, LoadBalancerConfig, LoadBalancerTlsConfig
 from components.render.etcd import EtcdClusterSettings, EtcdMember, etcd_member_flags
 from components.render.patroni import (
     REPLICATION_PASSWORD_ENV,
@@ -173,7 +173,10 @@ class NodesStack:
             app.wait_ready(MACHINE_READY_S)
 
     def start_lb(self, node: str) -> None:
-        args = LoadBalancerArgs(config=LoadBalancerConfig(health_check=HealthCheckConfig()), networks=(), app_service=APP_SERVICE,
+        # Plain HTTP: the drills measure failover through the LBs; HTTPS on the Swarm config
+        # is proven by tests/integration/test_render_swarm_haproxy.py.
+        config = LoadBalancerConfig(health_check=HealthCheckConfig(), tls=LoadBalancerTlsConfig(enabled=False))
+        args = LoadBalancerArgs(config=config, networks=(), app_service=APP_SERVICE,
                                 app_port=APP_PORT, app_replicas=len(NODES), health_path="/readyz",
                                 read_health_path="/readyz/read")
         settings = dataclasses.replace(haproxy_settings(args), resolver=self.dns.nameserver, bind_address=self.machines[node].address,
