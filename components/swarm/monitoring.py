@@ -12,7 +12,9 @@ the Docker platform's design (components/monitoring.py, the same renderers), as 
 - Prometheus scraping every HAProxy task and every app task through Docker's DNS
   (`tasks.<service>`: each task, never a VIP that answers as a different one each time),
   every member's Patroni REST /metrics and the exporters; rules from render/alert_rules.py;
-- Alertmanager with the receivers of `monitoring.receivers` (its config is a Swarm secret).
+- Alertmanager with the receivers of `monitoring.receivers` (its config is a Swarm secret);
+- with HTTPS at the edge, one blackbox_exporter probing the LB's TLS listener, for the
+  certificate-expiry alert.
 
 Swarm publishes a port on every node's every address (ingress) or on the task's node's
 every address (host mode); neither can bind 127.0.0.1 only
@@ -35,6 +37,7 @@ import pulumi_docker as docker
 
 from components.config import (
     ALERTMANAGER_IMAGE,
+    BLACKBOX_EXPORTER_IMAGE,
     NODE_EXPORTER_IMAGE,
     POSTGRES_EXPORTER_IMAGE,
     PROMETHEUS_IMAGE,
@@ -46,6 +49,7 @@ from components.monitoring import ScrapeTargets, alert_rule_settings, alertmanag
 from components.postgres_nodes import DATABASE_CA_FILE, POSTGRES_PORT
 from components.render.alert_rules import VOLUME_MOUNT_ROOT, render_alert_rules
 from components.render.alertmanager import render_alertmanager_yml
+from components.render.blackbox import render_blackbox_yml
 from components.render.postgres_exporter import MONITOR_ROLE, exporter_tls_query, render_exporter_queries
 from components.render.prometheus import DnsTargets, render_prometheus_yml
 from components.swarm.common import (
@@ -66,6 +70,7 @@ PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
 POSTGRES_EXPORTER_PORT = 9187
 NODE_EXPORTER_PORT = 9100
+BLACKBOX_PORT = 9115
 
 PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 RULE_FILE = "/etc/prometheus/rules/hastack.yml"
@@ -73,6 +78,7 @@ EXPORTER_QUERIES = "/etc/postgres_exporter/queries.yaml"
 ALERTMANAGER_SECRET = "alertmanager.yml"
 MONITOR_PASSWORD_SECRET = "monitor-password"
 BACKUP_REPORTS = "/backup-reports"
+BLACKBOX_CONFIG = "/etc/blackbox_exporter/config.yml"
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,8 @@ class MonitoringArgs:
     backups: BackupsConfig
     # The node-local volume of each member's backup report, in db_members' order (empty: no backups).
     backup_report_volumes: Sequence[str] = ()
+    # The LB's HTTPS listener on the app overlay (`<service>:<port>`); None without TLS.
+    lb_tls_endpoint: str | None = None
     # The database: its pg_monitor role exists before the exporters log in.
     depends_on: Sequence[pulumi.Resource] = ()
 
@@ -128,6 +136,8 @@ class Monitoring(pulumi.ComponentResource):
             volumes=[f"{volume}:{NODE_EXPORTER_PORT}" for volume in volumes],
             backups=[f"{exporter}:{NODE_EXPORTER_PORT}" for exporter in self._backup_report_exporters()],
             alertmanagers=[f"{alertmanager}:{ALERTMANAGER_PORT}"],
+            tls_endpoints=[args.lb_tls_endpoint] if args.lb_tls_endpoint else [],
+            tls_prober=f"{self._tls_prober()}:{BLACKBOX_PORT}" if args.lb_tls_endpoint else None,
         )
         self.prometheus_config = render_prometheus_yml(prometheus_settings(
             targets, scrape_interval_s=args.config.scrape_interval_s,
@@ -201,6 +211,19 @@ class Monitoring(pulumi.ComponentResource):
             )
             names.append(exporter)
         return names
+
+    def _tls_prober(self) -> str:
+        """blackbox_exporter with the TLS-expiry module, on the app overlay where the LB listens;
+        Prometheus sends it the target."""
+        name = service_name(f"{self._name}-tls-probe")
+        config = content_named_config(f"{self._name}-blackbox-yml", f"{self._name}-blackbox", render_blackbox_yml(), self)
+        self._service(
+            f"{self._name}-tls-probe", name, pinned_by_digest(f"{self._name}-tls-probe-image", BLACKBOX_EXPORTER_IMAGE, self),
+            args=[f"--config.file={BLACKBOX_CONFIG}"],
+            configs=[config_file(config, BLACKBOX_CONFIG)],
+            networks=[self._args.app_network],
+        )
+        return name
 
     def _alertmanager(self, name: str) -> None:
         # The receivers' URLs and passwords are in it.

@@ -16,7 +16,7 @@ from components.swarm.app import App, AppArgs
 from components.swarm.backup_scheduler import BackupScheduler, BackupSchedulerArgs
 from components.swarm.backups import ClusterBackups, ClusterBackupsArgs, report_volume
 from components.swarm.etcd import Etcd, EtcdArgs
-from components.swarm.load_balancer import STATS_PORT, LoadBalancer, LoadBalancerArgs
+from components.swarm.load_balancer import STATS_PORT, TLS_LISTEN_PORT, LoadBalancer, LoadBalancerArgs
 from components.swarm.monitoring import Monitoring, MonitoringArgs
 from components.swarm.network import Networks, NetworksArgs
 from components.swarm.patroni import DATA_SUBDIR, RESTAPI_PORT, PatroniDatabase, PatroniDatabaseArgs, member_service_names
@@ -137,6 +137,8 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
                 patroni_port=RESTAPI_PORT,
                 lb_service=load_balancer.service_name,
                 lb_metrics_port=STATS_PORT,
+                # Any one task's listener (the probe dials the first address): every task serves the one certificate.
+                lb_tls_endpoint=f"tasks.{load_balancer.service_name}:{TLS_LISTEN_PORT}" if load_balancer.tls_port else None,
                 app_service=app.service_name,
                 app_port=app.port,
                 monitor_password=secrets.db_monitor_password,

@@ -266,14 +266,16 @@ def test_rendered_prometheus_config_and_rules_pass_promtool_check(promtool, tmp_
 
 
 def test_the_swarm_prometheus_config_with_dns_discovered_tasks_passes_promtool_check(promtool, tmp_path: Path):
-    """Swarm's targets: every LB and app task through `tasks.<service>` (dns_sd_configs)."""
+    """Swarm's targets: every LB and app task through `tasks.<service>` (dns_sd_configs), and the TLS probe."""
     rules = tmp_path / "hastack.yml"
     rules.write_text(render_alert_rules(alert_rule_settings(
         MonitoringConfig(), DatabaseConfig(failover="patroni", replicas=2), BackupsConfig(enabled=False))))
     targets = ScrapeTargets(prometheus="localhost:9090", haproxy=[DnsTargets("tasks.hastack-onprem-lb", 8404)],
                             apps=[DnsTargets("tasks.hastack-onprem-app", 8000)],
                             postgres_exporters={"db-0": "monitoring-postgres-0:9187"}, patroni={"db-0": "db-0:8008"},
-                            alertmanagers=["monitoring-alertmanager:9093"])
+                            alertmanagers=["monitoring-alertmanager:9093"],
+                            # HTTPS at the edge: one LB task's listener, through the blackbox exporter.
+                            tls_endpoints=["tasks.hastack-onprem-lb:8443"], tls_prober="hastack-onprem-monitoring-tls-probe:9115")
     config = tmp_path / "prometheus.yml"
     config.write_text(render_prometheus_yml(prometheus_settings(targets, scrape_interval_s=15, evaluation_interval_s=15,
                                                                 rule_file=str(rules), stack="onprem")))

@@ -9,9 +9,15 @@ import base64
 import pytest
 import yaml
 
-from components.config import ALERTMANAGER_IMAGE, NODE_EXPORTER_IMAGE, POSTGRES_EXPORTER_IMAGE, PROMETHEUS_IMAGE
+from components.config import (
+    ALERTMANAGER_IMAGE,
+    BLACKBOX_EXPORTER_IMAGE,
+    NODE_EXPORTER_IMAGE,
+    POSTGRES_EXPORTER_IMAGE,
+    PROMETHEUS_IMAGE,
+)
 from components.render.postgres_exporter import MONITOR_ROLE
-from components.swarm.monitoring import ALERTMANAGER_SECRET, EXPORTER_QUERIES, PROMETHEUS_CONFIG, RULE_FILE
+from components.swarm.monitoring import ALERTMANAGER_SECRET, BLACKBOX_CONFIG, EXPORTER_QUERIES, PROMETHEUS_CONFIG, RULE_FILE
 from plan.engine import is_secret
 from plan.fakes import FAKE_SECRET_PREFIX, fake_repo_digest
 from tests.unit.test_swarm_stack import NETWORK, NODES, SECRET, SERVICE, mounted_config, run_onprem, service, spec
@@ -25,7 +31,7 @@ def onprem():
 
 
 MONITORING_SERVICES = ["monitoring-alertmanager", *(f"monitoring-backups-{i}" for i in range(3)),
-                       *(f"monitoring-postgres-{i}" for i in range(3)), "monitoring-prometheus",
+                       *(f"monitoring-postgres-{i}" for i in range(3)), "monitoring-prometheus", "monitoring-tls-probe",
                        *(f"monitoring-volumes-{i}" for i in range(3))]
 
 
@@ -38,6 +44,7 @@ def test_onprem_runs_prometheus_alertmanager_and_exporters_per_member_from_pinne
     assert {images[f"monitoring-postgres-{i}"] for i in range(3)} == {fake_repo_digest(POSTGRES_EXPORTER_IMAGE)}
     assert {images[f"monitoring-{role}-{i}"] for i in range(3) for role in ("volumes", "backups")} == {
         fake_repo_digest(NODE_EXPORTER_IMAGE)}
+    assert images["monitoring-tls-probe"] == fake_repo_digest(BLACKBOX_EXPORTER_IMAGE)
 
 
 def test_nothing_is_published_and_the_urls_are_on_the_attachable_monitoring_overlay(onprem):
@@ -73,8 +80,9 @@ def test_prometheus_finds_every_lb_and_app_task_by_dns_and_scrapes_every_member(
     # Every member's node reports the repository's newest backup (test_swarm_backups.py).
     assert [c["targets"] for c in jobs["backups"]["static_configs"]] == [
         [f"hastack-onprem-monitoring-backups-{i}:9100"] for i in range(3)]
-    # No HTTPS on the Swarm LB: nothing to probe.
-    assert "tls" not in jobs
+    # The LB's HTTPS listener (any task: all serve the one certificate), through the blackbox exporter.
+    assert [c["targets"] for c in jobs["tls"]["static_configs"]] == [["tasks.hastack-onprem-lb:8443"]]
+    assert jobs["tls"]["relabel_configs"][-1] == {"target_label": "__address__", "replacement": "hastack-onprem-monitoring-tls-probe:9115"}
     rules = yaml.safe_load(mounted_config(onprem, service(onprem, "monitoring-prometheus"), RULE_FILE))
     alerts = {rule["alert"] for rule in rules["groups"][0]["rules"]}
     assert {"PatroniNoLeader", "NoHealthyBackend", "PostgresReplicaNotStreaming", "PostgresBackupTooOld"} <= alerts
@@ -131,3 +139,16 @@ def test_monitoring_disabled_declares_no_service_and_no_monitor_role():
     assert "prometheusUrl" not in run.outputs
     assert "MONITOR_DB_PASSWORD_FILE" not in spec(service(run, "db-0"))["env"]
     assert "pg_monitor" not in mounted_config(run, service(run, "db-0"), "/usr/local/bin/hastack-patroni-post-bootstrap")
+
+
+def test_the_tls_probe_reaches_the_lb_on_the_app_overlay_and_only_with_https_on(onprem):
+    probe = service(onprem, "monitoring-tls-probe")
+    assert [n["id"] for n in probe.inputs["taskSpec"]["networksAdvanceds"]] == ["network-app-id"]
+    assert spec(probe)["args"] == [f"--config.file={BLACKBOX_CONFIG}"]
+    module = yaml.safe_load(mounted_config(onprem, probe, BLACKBOX_CONFIG))["modules"]["tls_expiry"]
+    assert module["prober"] == "tcp" and module["tcp"]["tls"] is True
+    rules = yaml.safe_load(mounted_config(onprem, service(onprem, "monitoring-prometheus"), RULE_FILE))
+    assert "TlsCertificateExpiring" in {rule["alert"] for rule in rules["groups"][0]["rules"]}
+    plain = run_onprem(loadBalancer={"tls": {"enabled": False}})
+    assert "monitoring-tls-probe" not in {r.name for r in plain.of_type(SERVICE)}
+    assert "tls" not in scrape_configs(plain)
