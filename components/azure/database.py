@@ -148,7 +148,13 @@ class Database(pulumi.ComponentResource):
             database_name=args.database_name,
             charset="UTF8",
             collation="en_US.utf8",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[last_parameter]),
+            # Charset and collation are fixed at creation: a change replaces the database, and
+            # the replacement drops the app's data while the protected server survives
+            # (terraform-provider-azurerm#22907 shows the forced replacement). So the database
+            # is kept like the server it lives on.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[last_parameter], protect=args.protect, retain_on_delete=args.protect
+            ),
         )
 
         replicas: list[dbforpostgresql.Server] = []
