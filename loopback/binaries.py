@@ -19,7 +19,7 @@ NPM_PACKAGES = {"azurite-blob": "azurite@3.35.0"}
 
 
 def pinned_patroni_version() -> str:
-    """The Patroni version patroni-requirements.txt pins (e.g. "3.3.11")."""
+    """The Patroni version patroni-requirements.txt pins (e.g. "3.0.4")."""
     for line in PATRONI_REQUIREMENTS.read_text().splitlines():
         if line.startswith("patroni=="):
             return line.removeprefix("patroni==").split()[0]

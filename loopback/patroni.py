@@ -254,7 +254,8 @@ class PatroniCluster:
         reports = []
         for node in self.nodes:
             try:
-                state = json.dumps({key: node.api("/patroni").get(key) for key in ("role", "state", "timeline", "xlog")})
+                view = node.api("/patroni")
+                state = json.dumps({key: view.get(key) for key in ("role", "state", "timeline", "xlog")})
             except OSError as problem:
                 state = f"API unreachable: {problem}"
             log = self.root / f"{node.name}.log"

@@ -59,14 +59,23 @@ def app_and_test_connection(start_apps, fresh_database):
         yield app, conn
 
 
+def cut_off_a_post(app, conn: psycopg.Connection, lock: int, *, in_commit: bool) -> tuple[threading.Thread, list[httpx.Response], int]:
+    """POST a note while the test holds `lock`, so the app's write waits mid-transaction or
+    in COMMIT; then end that backend as a primary's shutdown would. Returns the client's
+    thread, its answers (once joined) and the ended backend's pid. `lock` stays held."""
+    hold_notifications_at(conn, lock, in_commit=in_commit)
+    conn.execute("SELECT pg_advisory_lock(%s)", (lock,))
+    thread, answers = post_in_background(app.url)
+    where = "in COMMIT" if in_commit else "mid-transaction"
+    wait_until(lambda: len(waiting_backends(conn)) == 1, DEADLINE_S, f"the write waiting {where}", 0.05)
+    (backend,) = waiting_backends(conn)
+    conn.execute("SELECT pg_terminate_backend(%s)", (backend,))
+    return thread, answers, backend
+
+
 def test_a_write_cut_off_before_commit_runs_again_and_is_stored_once(app_and_test_connection):
     app, conn = app_and_test_connection
-    hold_notifications_at(conn, MID_TRANSACTION_LOCK, in_commit=False)
-    conn.execute("SELECT pg_advisory_lock(%s)", (MID_TRANSACTION_LOCK,))
-    thread, answers = post_in_background(app.url)
-    wait_until(lambda: len(waiting_backends(conn)) == 1, DEADLINE_S, "the write waiting mid-transaction", 0.05)
-    (first,) = waiting_backends(conn)
-    conn.execute("SELECT pg_terminate_backend(%s)", (first,))
+    thread, answers, first = cut_off_a_post(app, conn, MID_TRANSACTION_LOCK, in_commit=False)
     # The app runs the transaction again, on a new connection, and waits at the same point.
     wait_until(lambda: [pid for pid in waiting_backends(conn) if pid != first] != [], DEADLINE_S, "the write run again", 0.05)
     conn.execute("SELECT pg_advisory_unlock(%s)", (MID_TRANSACTION_LOCK,))
@@ -77,12 +86,7 @@ def test_a_write_cut_off_before_commit_runs_again_and_is_stored_once(app_and_tes
 
 def test_a_write_cut_off_in_commit_is_not_run_again(app_and_test_connection):
     app, conn = app_and_test_connection
-    hold_notifications_at(conn, IN_COMMIT_LOCK, in_commit=True)
-    conn.execute("SELECT pg_advisory_lock(%s)", (IN_COMMIT_LOCK,))
-    thread, answers = post_in_background(app.url)
-    wait_until(lambda: len(waiting_backends(conn)) == 1, DEADLINE_S, "the write waiting in COMMIT", 0.05)
-    (in_commit,) = waiting_backends(conn)
-    conn.execute("SELECT pg_terminate_backend(%s)", (in_commit,))
+    thread, answers, _ = cut_off_a_post(app, conn, IN_COMMIT_LOCK, in_commit=True)
     thread.join(DEADLINE_S)
     conn.execute("SELECT pg_advisory_unlock(%s)", (IN_COMMIT_LOCK,))
     # Whether a COMMIT that lost its connection happened cannot be known: the client gets the
