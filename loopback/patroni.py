@@ -365,7 +365,24 @@ def crash_leader_under_writes(cluster: PatroniCluster) -> FailoverOutcome:
     finally:
         load.stopping.set()
         load.join(timeout=10)
-    with cluster.writer() as conn:
-        stored = {row[0] for row in conn.execute("SELECT id FROM notes")}
+    stored = _stored_ids(cluster)
     return FailoverOutcome(crashed=leader.name, writes_resume_s=writes_resume_s,
                            acknowledged=len(load.acknowledged_at), lost=frozenset(set(load.acknowledged_at) - stored))
+
+
+def _stored_ids(cluster: PatroniCluster) -> set[int]:
+    """Every id the leader holds, read through the writer URL. One CI run's read, just after
+    the failover, met "session is read-only" on the new leader; so the read is retried until
+    the leader takes it (bounded, and the members' state is printed if it never does)."""
+    stored: set[int] = set()
+
+    def read() -> bool:
+        try:
+            with cluster.writer() as conn:
+                stored.update(row[0] for row in conn.execute("SELECT id FROM notes"))
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    wait_until(read, FAILOVER_WAIT_S, "the new leader readable through the writer URL", 0.2, explain=cluster.explain)
+    return stored
