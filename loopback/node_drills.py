@@ -83,6 +83,8 @@ class RoleWatch(threading.Thread):
 class NodeLossResult:
     lost: str
     entry: str
+    # Whose etcd member led when the machine was lost (the placement job keeps it off `lost`).
+    etcd_leader: str
     load: LoadReport
     killed_at: float
     ejected_at: float
@@ -97,7 +99,8 @@ class NodeLossResult:
         drill = "node_loss"
         return [
             Figure(drill, "node_loss_write_resume_s", self.write_resume_s, "s",
-                   {"target_s": 10.0, "lost_node": self.lost, "entry_node": self.entry, "from": "machine lost", "to": "first POST acknowledged"}),
+                   {"target_s": 10.0, "lost_node": self.lost, "entry_node": self.entry, "etcd_leader_node": self.etcd_leader,
+                    "from": "machine lost", "to": "first POST acknowledged"}),
             Figure(drill, "node_loss_acknowledged_lost", self.acknowledged_lost, "writes", {"of": self.acknowledged, "target": 0}),
             Figure(drill, "node_loss_failed_gets_after_ejection", self.failed_gets_after_ejection(), "requests",
                    {"target": 0, "ejection_s": round(self.ejected_at - self.killed_at, 3)}),
@@ -114,6 +117,7 @@ def node_loss(stack: NodesStack) -> NodeLossResult:
     try:
         with load_through(stack, entry) as traffic:
             traffic.wait_for_requests(PHASE_REQUESTS)
+            etcd_leader = stack.etcd_leader_node()
             killed_at = time.monotonic()
             stack.lose_machine(lost)
             wait_until(lambda: stack.lb_view(entry).get(lost_app) == DOWN, EJECTION_DEADLINE_S, f"{lost}'s app ejected", 0.01)
@@ -129,7 +133,7 @@ def node_loss(stack: NodesStack) -> NodeLossResult:
             stored = notes_stored(conn, acknowledged)
     finally:
         stack.restore_machine(lost)
-    return NodeLossResult(lost, entry, report, killed_at, ejected_at, resumed - killed_at, len(acknowledged - stored), len(acknowledged))
+    return NodeLossResult(lost, entry, etcd_leader, report, killed_at, ejected_at, resumed - killed_at, len(acknowledged - stored), len(acknowledged))
 
 
 # ----------------------------------------------------------------- b. partition

@@ -4,7 +4,10 @@ each running what Swarm places on a node, from the same renderers as components/
 - every node: the Swarm HAProxy config (server-template over tasks.<app>, resolved through
   a DNS server standing in for Docker's, loopback/dns.py), an app replica and an etcd member;
 - n1 and n2: a Patroni member each (synchronous_mode, failsafe_mode, ttl 5 / retry 2), etcd
-  and the app's URLs with components/swarm/'s timings.
+  and the app's URLs with components/swarm/'s timings;
+- the etcd-leader-placement job (components/swarm/etcd_leader_job.py) every 5 s, as the
+  service's supercronic runs it, from the client namespace (Swarm keeps that one task
+  running on some node).
 
     with nodes_stack() as stack:
         stack.leader_node()           # "n1"
@@ -21,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -39,7 +43,9 @@ from components.render.patroni import (
 )
 from components.render.postgres import APP_DB_PASSWORD_ENV, PrimarySettings, replica_slot_name
 from components.swarm.load_balancer import LoadBalancerArgs, haproxy_settings
+from components.swarm import etcd_leader_job
 from components.swarm.etcd import ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS
+from components.swarm.etcd_leader_placement import EVERY_S, job_env
 from components.swarm.patroni import CLIENT_OPTIONS, LOOP_WAIT_S, RETRY_TIMEOUT_S, TTL_S
 
 from .app import AppProcess, database_url, start_app
@@ -65,6 +71,28 @@ MACHINE_READY_S = 90
 WRITER_WAIT_S = "3"
 # The direct writers' table lives in its own schema, apart from the app's tables.
 WRITER_SCHEMA = "drill"
+PATRONI_SCOPE = "hastack-drill"
+# A job run's own bound (a run takes well under a second).
+JOB_TIMEOUT_S = 30
+
+
+class ScheduledJob(threading.Thread):
+    """Runs `argv` every `every_s`, never two runs at once, as supercronic runs a crontab
+    line; each run's output is appended to `log`."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], every_s: float, log: Path):
+        super().__init__(daemon=True)
+        self.argv, self.env, self.every_s, self.log = argv, env, every_s, log
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.every_s):
+            with open(self.log, "ab") as out:
+                subprocess.run(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, timeout=JOB_TIMEOUT_S, check=False)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=JOB_TIMEOUT_S)
 
 
 @dataclass
@@ -119,6 +147,17 @@ class NodesStack:
 
     def leader_node(self) -> str:
         return self.patroni.leader().name.removeprefix("db-")
+
+    def placement_env(self) -> dict[str, str]:
+        """The etcd-leader-placement job's environment, as components/swarm/ sets it."""
+        return job_env([m.name for m in self.etcd.settings.members], list(NODES), [m.client_url for m in self.etcd.settings.members],
+                       [self.patroni_node(node).name for node in PATRONI_NODES], list(PATRONI_NODES), PATRONI_SCOPE)
+
+    def etcd_leader_node(self) -> str:
+        """The node whose etcd member leads now."""
+        topology = etcd_leader_job.Topology.from_env(self.placement_env())
+        view = etcd_leader_job.read_etcd(topology)
+        return topology.etcd_nodes[view.name_of(view.leader_id)]
 
     def connect(self, node: str, **kwargs) -> psycopg.Connection:
         """The app role's connection to one member (any role)."""
@@ -248,6 +287,14 @@ class NodesStack:
             return all(sorted(a for a, s in self.lb_view(node).items() if s == UP) == everyone for node in NODES)
 
         wait_until(all_up, deadline_s, "every LB with every app task UP", 0.1)
+        # The steady state the etcd-leader-placement job keeps (it runs every EVERY_S).
+        wait_until(self._leaders_apart, deadline_s, "etcd's leader off the Patroni leader's machine", 0.2)
+
+    def _leaders_apart(self) -> bool:
+        try:
+            return self.etcd_leader_node() != self.leader_node()
+        except etcd_leader_job.JobError:
+            return False  # etcd between leaders
 
 
 def _patroni_member(node: str, address: str, root: Path, etcd_hosts: tuple[str, ...], post_bootstrap: Path,
@@ -259,7 +306,7 @@ def _patroni_member(node: str, address: str, root: Path, etcd_hosts: tuple[str, 
     sockets.mkdir()
     chown_to_postgres(sockets)
     settings = PatroniSettings(
-        scope="hastack-drill", node_name=f"db-{node}", etcd_hosts=etcd_hosts,
+        scope=PATRONI_SCOPE, node_name=f"db-{node}", etcd_hosts=etcd_hosts,
         restapi_listen=f"{address}:{RESTAPI_PORT}", restapi_connect_address=f"{address}:{RESTAPI_PORT}",
         postgres_listen=f"{address}:{POSTGRES_PORT}", postgres_connect_address=f"{address}:{POSTGRES_PORT}",
         data_dir=str(root / f"db-{node}"), database=database, bin_dir=str(POSTGRES_BIN_DIR),
@@ -313,5 +360,9 @@ def nodes_stack() -> Iterator[NodesStack]:
             nodes.start_app(node)
         for node in NODES:
             nodes.start_lb(node)
+        placement = ScheduledJob(["python3", etcd_leader_job.__file__], {**os.environ, **nodes.placement_env()}, EVERY_S,
+                                 root / "etcd-leader-placement.log")
+        placement.start()
+        stack.callback(placement.stop)
         nodes.wait_healthy()
         yield nodes

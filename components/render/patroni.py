@@ -34,6 +34,9 @@ from components.render.postgres import (
 SUPERUSER_PASSWORD_ENV = "PATRONI_SUPERUSER_PASSWORD"
 REPLICATION_PASSWORD_ENV = "PATRONI_REPLICATION_PASSWORD"
 
+# Patroni's DCS namespace (its default, written out because leader_key relies on it).
+NAMESPACE = "/service/"
+
 # Patroni derives these from postgresql.listen; setting them twice would conflict.
 _SET_BY_PATRONI = {"listen_addresses", "port"}
 
@@ -99,6 +102,11 @@ def container_member(*, name: str, restapi_port: int, postgres_port: int, **sett
     )
 
 
+def leader_key(scope: str) -> str:
+    """The etcd key that names cluster `scope`'s leader (Patroni's dcs `leader` path)."""
+    return f"{NAMESPACE}{scope}/leader"
+
+
 def render_patroni_yml(s: PatroniSettings) -> str:
     """patroni.yml for node `s.node_name`. Passwords are read by Patroni from
     $PATRONI_SUPERUSER_PASSWORD and $PATRONI_REPLICATION_PASSWORD, never from this file."""
@@ -156,6 +164,7 @@ def render_patroni_yml(s: PatroniSettings) -> str:
         postgresql["create_replica_methods"] = ["pgbackrest", "basebackup"]
         postgresql["pgbackrest"] = {"command": s.pgbackrest_replica_command, "keep_data": True, "no_params": True}
     document = {
+        "namespace": NAMESPACE,
         "scope": s.scope,
         "name": s.node_name,
         "restapi": {"listen": s.restapi_listen, "connect_address": s.restapi_connect_address},

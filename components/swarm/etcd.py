@@ -40,6 +40,7 @@ class Etcd(pulumi.ComponentResource):
     name resolves to the member's task, not a VIP that could hide which member it is)."""
 
     client_endpoints: list[str]
+    client_urls: list[str]
     service_names: list[str]
 
     def __init__(self, name: str, args: EtcdArgs, opts: pulumi.ResourceOptions | None = None):
@@ -53,6 +54,7 @@ class Etcd(pulumi.ComponentResource):
             election_timeout_ms=ELECTION_TIMEOUT_MS,
         )
         self.client_endpoints = list(cluster.client_endpoints)
+        self.client_urls = [member.client_url for member in cluster.members]
         for index, (member, node) in enumerate(zip(self.service_names, args.nodes)):
             pinned_member(
                 f"{name}-{index}",

@@ -119,6 +119,7 @@ class PatroniDatabase(pulumi.ComponentResource):
     """Members `<name>-0`...; every one listed in the app's URLs, as any may lead."""
 
     service_names: list[str]
+    scope: str  # the cluster's name in etcd (Patroni's scope)
     # The members' image, pinned by digest, and where their data volume is mounted.
     image: pulumi.Output[str]
     layout: DataLayout
@@ -133,6 +134,7 @@ class PatroniDatabase(pulumi.ComponentResource):
         self.layout = layout = data_layout(config.version)
         database = server_settings(config, args.replication_cidr, SWARM_TLS, monitoring_role=args.monitor_password is not None)
         self.service_names = member_service_names(name, len(args.nodes))
+        self.scope = service_name(name)
         # One certificate naming every member (its service name, which clients and the
         # other members dial): any of them may lead. libpq checks it (verify-full).
         certificate = args.certificate_authority.issue(f"{name}-server", dns_names=self.service_names, parent=self)
@@ -166,7 +168,7 @@ class PatroniDatabase(pulumi.ComponentResource):
                 name=member,
                 restapi_port=RESTAPI_PORT,
                 postgres_port=POSTGRES_PORT,
-                scope=service_name(name),
+                scope=self.scope,
                 etcd_hosts=tuple(args.etcd_endpoints),
                 data_dir=f"{layout.volume_path}/{DATA_SUBDIR}",
                 database=database,

@@ -16,6 +16,7 @@ from components.swarm.app import App, AppArgs
 from components.swarm.backup_scheduler import BackupScheduler, BackupSchedulerArgs
 from components.swarm.backups import ClusterBackups, ClusterBackupsArgs, report_volume
 from components.swarm.etcd import Etcd, EtcdArgs
+from components.swarm.etcd_leader_placement import EtcdLeaderPlacement, EtcdLeaderPlacementArgs
 from components.swarm.load_balancer import STATS_PORT, TLS_LISTEN_PORT, LoadBalancer, LoadBalancerArgs
 from components.swarm.monitoring import Monitoring, MonitoringArgs
 from components.swarm.network import Networks, NetworksArgs
@@ -60,6 +61,14 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
             monitor_password=secrets.db_monitor_password,
             backups=backups,
         ),
+        manager,
+    )
+    etcd_leader_placement = EtcdLeaderPlacement(
+        "etcd-leader-placement",
+        EtcdLeaderPlacementArgs(etcd_members=etcd.service_names, etcd_nodes=swarm.etcd_member_nodes(),
+                                etcd_client_urls=etcd.client_urls, patroni_members=database.service_names,
+                                patroni_nodes=db_nodes, scope=database.scope, image=database.image,
+                                networks=[networks.data], depends_on=[database]),
         manager,
     )
     if backups:
@@ -112,6 +121,7 @@ def build_swarm_stack(config: StackConfig) -> dict[str, Any]:
             "lb": load_balancer.service_name,
             "db": database.service_names,
             "etcd": etcd.service_names,
+            "etcdLeaderPlacement": etcd_leader_placement.service_name,
         },
         "dbMembers": database.members,
         # What the database's (and, without a configured certificate, HAProxy's) certificate

@@ -54,6 +54,8 @@ def test_partitioned_leader_stops_acknowledging_before_the_majority_promotes(sta
 def test_losing_the_leaders_machine_loses_no_acknowledged_write(stack):
     result = node_drills.node_loss(stack)
     print_figures(result)
+    # The etcd-leader-placement job kept etcd's leader off the machine that was lost.
+    assert result.etcd_leader != result.lost
     assert result.acknowledged > 0
     assert result.acknowledged_lost == 0
     # HAProxy's own checks take the dead machine's replica out; its address still resolves.
@@ -70,7 +72,7 @@ def test_rolling_restart_of_every_machine_fails_no_read(stack):
     assert all(result.failed(kind) == 0 for kind in GETS), [load.summary() for load in result.loads]
     # Keyed writes too: the app runs a write cut off before its COMMIT again, and HAProxy
     # retries a keyed one that failed mid-flight. (An unkeyed write cut off *in* COMMIT
-    # may still fail: its outcome is unknown, so it is never rerun; bench figure.)
+    # is never rerun: the app answers 201 if the writer holds it, else 503; bench figure.)
     assert result.failed("post_note") == 0, [load.summary() for load in result.loads]
     # Writes wait out the switchovers in the app (WRITER_WAIT_S); none is run twice.
     assert result.replays.delivered_twice == {}

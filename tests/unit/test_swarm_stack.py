@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from components.config import ETCD_IMAGE, HAPROXY_IMAGE
+from components.swarm import etcd_leader_job
 from components.swarm.common import swarm_secret
 from loopback import nodes
 from plan.engine import PROJECT_DIR, ProgramError, is_secret, run_program, stack_file_config
@@ -376,6 +377,34 @@ def test_chosen_member_nodes_and_unprotected_variant():
     assert run.outputs["urls"] == ["https://a:8443", "https://b:8443", "https://c:8443", "https://d:8443"]
 
 
+def test_etcd_leader_placement_runs_the_job_every_five_seconds_with_the_stack_topology():
+    run = run_onprem(swarm={"nodes": ["a", "b", "c", "d"], "etcdNodes": ["b", "c", "d"], "databaseNodes": ["d", "a", "c"]})
+    placement = service(run, "etcd-leader-placement")
+    container = spec(placement)
+    assert placement.inputs["mode"] == {"replicated": {"replicas": 1}}
+    assert "placement" not in placement.inputs["taskSpec"], "any node may run it; Swarm moves it off a lost node"
+    assert container["image"] == service(run, "db-0").inputs["taskSpec"]["containerSpec"]["image"]
+    assert container["commands"] == ["supercronic", "/etc/hastack/etcd-leader-crontab"]
+    assert mounted_config(run, placement, "/etc/hastack/etcd-leader-crontab") == \
+        "*/5 * * * * * * python3 /etc/hastack/etcd-leader-job.py\n"
+    assert mounted_config(run, placement, "/etc/hastack/etcd-leader-job.py") == Path(etcd_leader_job.__file__).read_text()
+    etcd = [f"hastack-onprem-etcd-{i}" for i in range(3)]
+    db = [f"hastack-onprem-db-{i}" for i in range(3)]
+    assert container["env"] == {
+        "ETCD_MEMBER_NODES": f"{etcd[0]}=b,{etcd[1]}=c,{etcd[2]}=d",
+        "ETCD_CLIENT_URLS": ",".join(f"{member}=http://{member}:2379" for member in etcd),
+        "PATRONI_MEMBER_NODES": f"{db[0]}=d,{db[1]}=a,{db[2]}=c",
+        "PATRONI_LEADER_KEY": "/service/hastack-onprem-db/leader",
+    }
+    # The job reads the same environment the service sets.
+    topology = etcd_leader_job.Topology.from_env(container["env"])
+    assert topology.patroni_nodes[db[0]] == "d" and topology.etcd_urls[etcd[2]] == f"http://{etcd[2]}:2379"
+    data = next(r for r in run.of_type(NETWORK) if r.name == "network-data")
+    assert placement.inputs["taskSpec"]["networksAdvanceds"] == [{"id": f"{data.name}-id"}]
+    document = yaml.safe_load(mounted_config(run, service(run, "db-0"), "/etc/patroni/patroni.yml"))
+    assert f"{document['namespace']}{document['scope']}/leader" == container["env"]["PATRONI_LEADER_KEY"]
+
+
 # ---------------------------------------------------------------- outputs
 
 
@@ -386,6 +415,7 @@ def test_outputs_entry_urls_services_members_and_secret_urls(onprem):
     assert outputs["services"] == {
         "app": "hastack-onprem-app", "lb": "hastack-onprem-lb",
         "db": [f"hastack-onprem-db-{i}" for i in range(3)], "etcd": [f"hastack-onprem-etcd-{i}" for i in range(3)],
+        "etcdLeaderPlacement": "hastack-onprem-etcd-leader-placement",
     }
     assert outputs["dbMembers"] == [f"hastack-onprem-db-{i}:5432" for i in range(3)]
     assert is_secret(onprem.wire_outputs["databaseUrl"]) and is_secret(onprem.wire_outputs["databaseReadUrl"])
