@@ -8,6 +8,8 @@ idempotency key (docs/docker.md#retries-and-idempotency-keys).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from .db import Database
 from .writer import WriterHealth, in_write_transaction
 
@@ -16,9 +18,20 @@ MAX_REQUEST_ID_LENGTH = 200
 
 
 async def record(db: Database, writer: WriterHealth, request_id: str, method: str, path: str) -> None:
-    async def insert(conn) -> None:
-        await conn.execute("INSERT INTO request_deliveries (request_id, method, path, node_id) VALUES (%s, %s, %s, %s)",
-                           (request_id[:MAX_REQUEST_ID_LENGTH], method, path, db.settings.node_id))
+    request_id = request_id[:MAX_REQUEST_ID_LENGTH]
+
+    async def insert(conn) -> datetime:
+        cursor = await conn.execute(
+            "INSERT INTO request_deliveries (request_id, method, path, node_id) VALUES (%s, %s, %s, %s) RETURNING received_at",
+            (request_id, method, path, db.settings.node_id))
+        return (await cursor.fetchone())[0]
+
+    async def stored(conn, received_at: datetime) -> bool:
+        # This receipt: its request id, this replica and its transaction's start, to the microsecond.
+        cursor = await conn.execute(
+            "SELECT 1 FROM request_deliveries WHERE request_id = %s AND node_id = %s AND received_at = %s FOR KEY SHARE",
+            (request_id, db.settings.node_id, received_at))
+        return await cursor.fetchone() is not None
 
     # In a transaction of its own, so a receipt cut off before its COMMIT is written once, not lost.
-    await in_write_transaction(db, writer, insert)
+    await in_write_transaction(db, writer, insert, stored)

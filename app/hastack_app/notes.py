@@ -51,7 +51,12 @@ async def create(db: Database, writer: WriterHealth, body: str, idempotency_key:
         await cur.execute(f"SELECT {_COLUMNS} FROM notes WHERE idempotency_key = %s", (idempotency_key,))
         return CreateResult(await cur.fetchone(), created=False)
 
-    result = await in_write_transaction(db, writer, insert)
+    async def stored(conn, result: CreateResult) -> bool:
+        # The note's uuid: only this transaction (or, created=False, an earlier one) wrote it.
+        cursor = await conn.execute("SELECT 1 FROM notes WHERE id = %s FOR KEY SHARE", (result.note["id"],))
+        return await cursor.fetchone() is not None
+
+    result = await in_write_transaction(db, writer, insert, stored)
     if result.note["body"] != body:
         raise IdempotencyConflict(idempotency_key)
     return result

@@ -167,14 +167,45 @@ class WriterHealth(BackgroundTask):
 
 
 Result = TypeVar("Result")
+# Does the writer hold this result? (committed_after_all)
+StoredCheck = Callable[[AsyncConnection, Result], Awaitable[bool]]
 
 
-async def in_write_transaction(db: Database, writer: WriterHealth, work: Callable[[AsyncConnection], Awaitable[Result]]) -> Result:
+async def committed_after_all(db: Database, writer: WriterHealth, stored: StoredCheck, result: Result,
+                              problem: Exception) -> bool:
+    """Whether a transaction whose COMMIT lost its connection is stored on the writer the
+    probe finds within WRITER_WAIT_S, and as durable as an acknowledged commit.
+
+    In a switchover the old primary's fast shutdown ends a session waiting in COMMIT for
+    the sync standby ("The transaction has already committed locally, but might not have
+    been replicated"); its WAL still reaches the standby, which then leads. `stored` looks
+    for the transaction's own row (a note's uuid: no other transaction writes it) and locks
+    it FOR KEY SHARE. A row can be visible before the standby has it (the waiting session
+    was ended); a row lock is WAL-logged, so the check's COMMIT waits for the sync standby
+    like any other (PostgreSQL waits only for a transaction that wrote WAL), and everything
+    before it, that row included, is there too once it returns. Absent, or the check
+    failing: unknown, never "not committed" (it may still be waiting in COMMIT), so the
+    caller raises and the client retries with its own key."""
+    log.info("write transaction lost its connection in COMMIT, asking the writer whether it is stored: %s", problem)
+    writer.mark_down(problem)
+    try:
+        await writer.require()
+        async with db.writer.connection() as conn, conn.transaction():
+            return await stored(conn, result)  # leaving the block commits: the wait for the standby
+    except (psycopg.OperationalError, WriterUnavailable) as again:
+        log.info("could not tell whether the write is stored: %s", again)
+        return False
+
+
+async def in_write_transaction(db: Database, writer: WriterHealth, work: Callable[[AsyncConnection], Awaitable[Result]],
+                               stored: StoredCheck | None = None) -> Result:
     """`work(conn)` in one transaction on the writer. If the connection fails before the
     COMMIT is sent (the primary shut down under it: a switchover, a restart), the
     transaction was rolled back and nothing of it was written, so it runs once more on
     the writer the probe finds within WRITER_WAIT_S. A failure of the COMMIT itself is
-    ambiguous (the commit may have happened) and is raised: that write is never run twice."""
+    ambiguous (the commit may have happened): that write is never run twice, but with
+    `stored` (does the writer hold this result?) the app asks the writer, and answers with
+    the result if it is there (`committed_after_all`); else the failure is raised."""
     retried = False
     while True:
         committing = False
@@ -184,6 +215,8 @@ async def in_write_transaction(db: Database, writer: WriterHealth, work: Callabl
                 committing = True  # leaving the block sends COMMIT
             return result
         except psycopg.OperationalError as problem:  # includes PoolTimeout
+            if committing and stored is not None and await committed_after_all(db, writer, stored, result, problem):
+                return result
             if committing or retried:
                 raise
             retried = True
