@@ -274,8 +274,7 @@ def rolling_restart(stack: NodesStack) -> RollingRestartResult:
             traffic.wait_for_requests(PHASE_REQUESTS)
             if stack.leader_node() == node:
                 candidate = next(n for n in PATRONI_NODES if n != node)
-                stack.patroni.patronictl("switchover", "--leader", f"db-{node}", "--candidate", f"db-{candidate}", "--force")
-                wait_until(lambda: stack.leader_node() == candidate, 30, f"db-{candidate} leads", 0.1)
+                stack.patroni.switchover(f"db-{node}", f"db-{candidate}")
                 stack.patroni.wait_for_leader_and_sync_standby()
                 result.switchovers += 1
             stack.stop_machine(node)

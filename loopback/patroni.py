@@ -238,6 +238,24 @@ class PatroniCluster:
             raise RuntimeError(f"patronictl {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
         return result.stdout
 
+    def switchover(self, leader: str, candidate: str) -> None:
+        """The runbook's `patronictl switchover --force`, until `candidate` leads. patronictl
+        exits 0 even when the API refused ("Switchover failed, details: 412, candidate name
+        does not match with sync_standby" while a member that just came back is not yet the
+        sync standby again; 503 when it failed), so, as the runbook says, its last line is
+        read and the switchover asked again until it succeeded."""
+        answers: list[str] = []
+
+        def done() -> bool:
+            if self.roles().get(candidate) == "leader":
+                return True
+            output = self.patronictl("switchover", "--leader", leader, "--candidate", candidate, "--force")
+            answers.append(output.strip().splitlines()[-1] if output.strip() else "")
+            return "Successfully switched over" in output
+
+        wait_until(done, PATRONICTL_TIMEOUT_S, f"{candidate} leads after a switchover", 1.0,
+                   explain=lambda: "patronictl said:\n" + "\n".join(answers) + "\n" + self.explain())
+
     def wait_for_leader_and_sync_standby(self) -> None:
         def ready() -> bool:
             exited = [node.name for node in self.nodes if node.process.poll() is not None]

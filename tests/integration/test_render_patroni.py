@@ -60,7 +60,7 @@ def test_runbook_patronictl_switchover_and_reinit(patroni_cluster) -> None:
     leader = next(name for name, m in listed.items() if m["Role"] == "Leader")
     standby = next(name for name in listed if name != leader)
 
-    cluster.patronictl("switchover", "--leader", leader, "--candidate", standby, "--force")
+    cluster.switchover(leader, standby)
     wait_until(lambda: cluster.roles() == {standby: "leader", leader: "sync_standby"}, 60, "switchover done", 0.2)
     with cluster.writer() as conn:  # the multi-host URL finds the new leader
         conn.execute("CREATE TABLE after_switchover AS SELECT 1 AS id")
