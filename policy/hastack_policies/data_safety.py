@@ -7,6 +7,7 @@ from pulumi_policy import EnforcementLevel
 from .base import HastackResourcePolicy
 from .resources import (
     AZURE_FILE_SHARE,
+    AZURE_PG_DATABASE,
     AZURE_PG_SERVER,
     AZURE_STORAGE_ACCOUNT,
     DOCKER_SERVICE,
@@ -17,8 +18,9 @@ from .resources import (
 
 # Where the data lives: Docker volumes (database data dirs, uploads), the Swarm services
 # whose pinned task owns a node-local data volume (Patroni and etcd members), and their
-# Azure counterparts. Containers, other services and gateways are rebuilt from code.
-STATEFUL_TYPES = [DOCKER_VOLUME, DOCKER_SERVICE, AZURE_PG_SERVER, AZURE_STORAGE_ACCOUNT, AZURE_FILE_SHARE]
+# Azure counterparts (the server, and the app's database on it, which a replace would
+# drop with every row). Containers, other services and gateways are rebuilt from code.
+STATEFUL_TYPES = [DOCKER_VOLUME, DOCKER_SERVICE, AZURE_PG_SERVER, AZURE_PG_DATABASE, AZURE_STORAGE_ACCOUNT, AZURE_FILE_SHARE]
 
 
 def _check_protected(args, report, settings):
@@ -35,7 +37,7 @@ def _check_protected(args, report, settings):
 
 stateful_resources_protected = HastackResourcePolicy(
     "stateful-resources-protected",
-    "Resources that hold data (Docker volumes; Swarm Patroni and etcd member services; PostgreSQL primary servers, storage accounts, file shares) are protected.",
+    "Resources that hold data (Docker volumes; Swarm Patroni and etcd member services; PostgreSQL primary servers and the app's database, storage accounts, file shares) are protected.",
     applies_to=STATEFUL_TYPES,
     check=_check_protected,
     enforcement_level=EnforcementLevel.MANDATORY,

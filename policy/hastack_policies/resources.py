@@ -29,6 +29,8 @@ DOCKER_SERVICE_CONFIG = "docker:index/serviceConfig:ServiceConfig"
 AZURE_CONTAINER_APP = "azure-native:app:ContainerApp"
 AZURE_PG_SERVER = "azure-native:dbforpostgresql:Server"
 AZURE_PG_CONFIGURATION = "azure-native:dbforpostgresql:Configuration"
+# The app's database on the server: a change of its charset or collation replaces it.
+AZURE_PG_DATABASE = "azure-native:dbforpostgresql:Database"
 AZURE_APP_GATEWAY = "azure-native:network:ApplicationGateway"
 AZURE_WAF_POLICY = "azure-native:network:WebApplicationFirewallPolicy"
 AZURE_STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"

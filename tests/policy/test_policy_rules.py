@@ -19,6 +19,7 @@ from policy.hastack_policies.resources import (
     AZURE_CONTAINER_APP,
     AZURE_FILE_SHARE,
     AZURE_PG_CONFIGURATION,
+    AZURE_PG_DATABASE,
     AZURE_PG_SERVER,
     AZURE_STORAGE_ACCOUNT,
     AZURE_WAF_POLICY,
@@ -265,6 +266,8 @@ RESOURCE_CASES = [
     ("stateful-resources-protected", Res(DOCKER_VOLUME, {"driver": "local"}, name="etcd-0-data", component=ETCD_COMPONENT), True),
     ("stateful-resources-protected", pg_server(), False),
     ("stateful-resources-protected", Res(AZURE_FILE_SHARE, {"shareQuota": 100}), True),
+    ("stateful-resources-protected", Res(AZURE_PG_DATABASE, {"charset": "UTF8", "collation": "en_US.utf8"}, protect=True), False),
+    ("stateful-resources-protected", Res(AZURE_PG_DATABASE, {"charset": "UTF8", "collation": "en_US.utf8"}), True),
     ("stateful-resources-protected", Res(AZURE_STORAGE_ACCOUNT, storage_account().props), True),
     # Swarm services.
     ("app-health-checks", swarm_app(), False),
