@@ -88,7 +88,11 @@ class ScheduledJob(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(self.every_s):
             with open(self.log, "ab") as out:
-                subprocess.run(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, timeout=JOB_TIMEOUT_S, check=False)
+                try:
+                    subprocess.run(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, timeout=JOB_TIMEOUT_S, check=False)
+                except subprocess.TimeoutExpired:
+                    # A hung run is killed and the schedule goes on, as supercronic's does.
+                    out.write(f"job killed after {JOB_TIMEOUT_S}s\n".encode())
 
     def stop(self) -> None:
         self.stopping.set()
